@@ -1,0 +1,113 @@
+"""MongoDB access: one AsyncMongoClient per process, collections by name, indexes at start.
+
+Only what both real MongoDB and the local MongoDB-protocol server support is used:
+single-document atomic updates (find_one_and_update, $inc with guards, upserts),
+aggregation, unique and TTL indexes. No multi-document transactions, no change streams.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """Indexes one collection needs; declared by whichever code queries it."""
+
+    collection: str
+    indexes: tuple[IndexModel, ...] = field(default_factory=tuple)
+
+
+# Indexes every service relies on. Services add their own with Store(extra_indexes=...).
+COMMON_INDEXES: tuple[IndexSpec, ...] = (
+    IndexSpec(
+        "cases",
+        (
+            IndexModel([("customer_id", 1), ("status", 1)], name="customer_status"),
+            IndexModel([("contacts.contact_id", 1)], name="contact_id"),
+            IndexModel([("status", 1), ("priority", 1)], name="status_priority"),
+            IndexModel([("opened_at", 1)], name="opened_at"),
+            IndexModel([("external_ids", 1)], name="external_ids"),
+        ),
+    ),
+    IndexSpec("customers", (IndexModel([("identities", 1)], unique=True, name="identities"),)),
+    IndexSpec(
+        "dead_letters",
+        (
+            IndexModel([("reason", 1), ("failed_at", -1)], name="reason_failed_at"),
+            IndexModel([("failed_at", -1)], name="failed_at"),
+        ),
+    ),
+)
+
+
+class Store:
+    """The database of one process. Create once, ``await connect()`` at start-up."""
+
+    def __init__(self, settings: Settings, extra_indexes: Iterable[IndexSpec] = ()) -> None:
+        self._settings = settings
+        self._indexes = (*COMMON_INDEXES, *extra_indexes)
+        self._client: AsyncMongoClient[Document] | None = None
+
+    @property
+    def client(self) -> AsyncMongoClient[Document]:
+        if self._client is None:
+            self._client = AsyncMongoClient(
+                self._settings.mongodb_url.get_secret_value(),
+                tz_aware=True,
+                serverSelectionTimeoutMS=5_000,
+                connectTimeoutMS=5_000,
+                appname="amends",
+            )
+        return self._client
+
+    @property
+    def db(self) -> AsyncDatabase[Document]:
+        return self.client[self._settings.mongodb_database]
+
+    def __getitem__(self, name: str) -> AsyncCollection[Document]:
+        return self.db[name]
+
+    async def connect(self) -> None:
+        await self.ping()
+        await self.ensure_indexes()
+
+    async def ping(self) -> bool:
+        await self.client.admin.command("ping")
+        return True
+
+    async def ensure_indexes(self) -> None:
+        by_collection: dict[str, list[IndexModel]] = {}
+        for spec in self._indexes:
+            by_collection.setdefault(spec.collection, []).extend(spec.indexes)
+        for name, models in by_collection.items():
+            unique_models = list({m.document["name"]: m for m in models}.values())
+            try:
+                await self.db[name].create_indexes(unique_models)
+            except OperationFailure as exc:
+                # An index of that name with other options exists (an older release):
+                # report it rather than fail start-up; the operator decides to rebuild.
+                log.warning("index creation on %s failed: %s", name, exc)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def without_none(values: Mapping[str, Any]) -> Document:
+    return {k: v for k, v in values.items() if v is not None}

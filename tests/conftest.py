@@ -1,0 +1,67 @@
+"""Fixtures shared by all tests.
+
+Integration and end-to-end tests need the real local servers (``make test`` starts
+them; ``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URL`` point at others). They fail, not
+skip, when the servers are unreachable: a skipped integration test proves nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.settings import Settings
+from shared.store import Store
+from tests.support import isolated_settings
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = str(item.fspath)
+        if "/tests/integration/" in path:
+            item.add_marker(pytest.mark.integration)
+        elif "/tests/e2e/" in path:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+async def servers_up() -> None:
+    """Fail fast with the fix when Kafka or MongoDB is not reachable."""
+    base = Settings()
+    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
+    try:
+        await asyncio.wait_for(admin.start(), timeout=10)
+        await admin.close()
+    except Exception as exc:
+        pytest.fail(
+            f"Kafka not reachable at {base.kafka_bootstrap_servers} ({exc!r}): "
+            "run `amends infra up` or set KAFKA_BOOTSTRAP_SERVERS",
+            pytrace=False,
+        )
+    store = Store(base)
+    try:
+        await store.ping()
+    except Exception as exc:
+        pytest.fail(
+            f"MongoDB not reachable ({exc!r}): run `amends infra up` or set MONGODB_URL",
+            pytrace=False,
+        )
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return isolated_settings()
+
+
+@pytest.fixture
+async def store(servers_up: None, settings: Settings) -> AsyncIterator[Store]:
+    store = Store(settings)
+    await store.connect()
+    yield store
+    await store.client.drop_database(settings.mongodb_database)
+    await store.close()

@@ -1,0 +1,118 @@
+"""Helpers for tests that talk to the real local Kafka and MongoDB-protocol server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.events import envelope
+from shared.service import Service
+from shared.settings import Settings
+
+T = TypeVar("T")
+
+
+def isolated_settings(**overrides: Any) -> Settings:
+    """Settings with a topic prefix and database of their own: tests never collide."""
+    tag = uuid.uuid4().hex[:10]
+    values: dict[str, Any] = {
+        "topic_prefix": f"t{tag}.",
+        "mongodb_database": f"amends_test_{tag}",
+        "consumer_group_prefix": f"t{tag}",
+        "batch_timeout_ms": 20,
+        "retry_backoff_seconds": 0.05,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def running(service: Service) -> AsyncIterator[Service]:
+    """Run a service in this process against the real broker and database."""
+    await service.start()
+    await service.broker.start()
+    await service.started()
+    try:
+        yield service
+    finally:
+        await service.broker.stop()
+        await service.stop()
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.1
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s (last value: {last!r})")
+
+
+async def produce(
+    settings: Settings,
+    topic: str,
+    value: bytes,
+    *,
+    headers: Mapping[str, str] | None = None,
+    key: bytes | None = None,
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topic(topic),
+            value,
+            key=key,
+            headers=[(k, v.encode()) for k, v in (headers or {}).items()],
+        )
+    finally:
+        await producer.stop()
+
+
+def intake_headers(source_format: str, event_id: str | None = None) -> dict[str, str]:
+    event = envelope.CloudEvent(
+        type="amends.intake.v1",
+        source=f"/tests/{source_format}",
+        id=event_id or uuid.uuid4().hex,
+        data=b"",
+        extensions={"sourceformat": source_format},
+    )
+    return event.headers()
+
+
+async def consume_all(
+    settings: Settings, topic: str, *, expect: int, timeout: float = 30.0
+) -> list[Any]:
+    """Read ``expect`` records of ``topic`` from the beginning (fails on timeout)."""
+    consumer = AIOKafkaConsumer(
+        settings.topic(topic),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(records) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for recs in batch.values():
+                records.extend(recs)
+    finally:
+        await consumer.stop()
+    if len(records) < expect:
+        raise AssertionError(f"{topic}: got {len(records)} records, expected {expect}")
+    return records
