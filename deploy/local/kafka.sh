@@ -11,6 +11,9 @@
 # Jars come from Maven Central through deploy/local/kafka/pom.xml and are cached in
 # $AMENDS_HOME/cache/kafka-$KAFKA_VERSION/libs. State lives under $AMENDS_HOME (default
 # <repo>/.local, git-ignored): data/kafka, logs/kafka.log, run/kafka.pid. See deploy/local/KAFKA.md.
+# Env: KAFKA_PORT (9092) KAFKA_CONTROLLER_PORT (9093) KAFKA_PARTITIONS (4) KAFKA_HEAP KAFKA_JVM_OPTS
+#      KAFKA_START_TIMEOUT (90) KAFKA_STOP_TIMEOUT (30) KAFKA_EXTRA_CONFIG KAFKA_VERSION AMENDS_HOME
+#      PYTHON (<repo>/.venv/bin/python) JAVA/JAVA_HOME MVN KAFKA_MAVEN_REPO
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +28,7 @@ KAFKA_HEAP="${KAFKA_HEAP:--Xms256m -Xmx512m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+# KAFKA_EXTRA_CONFIG: extra server.properties lines ("key=value", newline separated), appended last.
 PYTHON="${PYTHON:-$REPO_ROOT/.venv/bin/python}"
 if [[ -n "${JAVA:-}" ]]; then :; elif [[ -n "${JAVA_HOME:-}" ]]; then JAVA="$JAVA_HOME/bin/java"; else JAVA=java; fi
 MVN="${MVN:-mvn}"
@@ -78,7 +82,7 @@ find_pid() {  # prints the broker pid (pid file first, then a /proc scan if the 
     pid="$(cat "$PID_FILE" 2>/dev/null || true)"
     if is_ours "$pid"; then echo "$pid"; return 0; fi
   fi
-  for f in /proc/[0-9]*/cmdline; do
+  for f in $(grep -lsaF -- "$MARK" /proc/[0-9]*/cmdline 2>/dev/null || true); do
     pid="${f#/proc/}"; pid="${pid%/cmdline}"
     if is_ours "$pid"; then echo "$pid"; return 0; fi
   done
@@ -117,15 +121,19 @@ install_jars() {
   say "resolving Kafka $KAFKA_VERSION jars with Maven into $LIBS ..."
   mkdir -p "$CACHE_DIR"
   tmp="$(mktemp -d "$CACHE_DIR/libs.tmp.XXXXXX")"
-  local args=(-q -B -f "$POM" dependency:copy-dependencies "-Dkafka.version=$KAFKA_VERSION" "-DoutputDirectory=$tmp")
+  local args=(-B -Dstyle.color=never -f "$POM" dependency:copy-dependencies "-Dkafka.version=$KAFKA_VERSION" "-DoutputDirectory=$tmp")
   [[ -n "$KAFKA_MAVEN_REPO" ]] && args+=("-Dmaven.repo.local=$KAFKA_MAVEN_REPO")
-  if ! "$MVN" "${args[@]}"; then
+  mkdir -p "$LOG_DIR"
+  # Maven's output goes to a file (quiet mode still emits terminal escape codes here).
+  if ! "$MVN" "${args[@]}" >"$LOG_DIR/kafka-maven.log" 2>&1; then
     rm -rf "$tmp"
-    die "maven could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION"
+    tail -n 30 "$LOG_DIR/kafka-maven.log" >&2
+    die "maven could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (log: $LOG_DIR/kafka-maven.log)"
   fi
   compgen -G "$tmp/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null || { rm -rf "$tmp"; die "kafka_2.13-$KAFKA_VERSION.jar missing after resolution"; }
   rm -rf "$LIBS" "$MARKER"
   mv "$tmp" "$LIBS"
+  chmod 755 "$LIBS"
   marker_value >"$MARKER"
   say "cached $(ls "$LIBS" | wc -l) jars ($(du -sh "$LIBS" | cut -f1)) in $(elapsed "$t0")s"
 }
@@ -175,7 +183,15 @@ log.segment.bytes=67108864
 log.retention.hours=24
 log.retention.bytes=1073741824
 log.retention.check.interval.ms=300000
+
+# After a kill -9 the restarted broker cannot re-register until the old registration's
+# session expires (DUPLICATE_BROKER_REGISTRATION); default 9 s, shortened for fast recovery.
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=1000
 EOF
+  if [[ -n "${KAFKA_EXTRA_CONFIG:-}" ]]; then
+    printf '\n# From $KAFKA_EXTRA_CONFIG (last value of a key wins):\n%s\n' "$KAFKA_EXTRA_CONFIG" >>"$SERVER_PROPS.tmp"
+  fi
   mv "$SERVER_PROPS.tmp" "$SERVER_PROPS"
 }
 
@@ -258,9 +274,14 @@ cmd_up() {
     say "ready in $(elapsed "$t0")s (bootstrap 127.0.0.1:$KAFKA_PORT, log $LOG_DIR/kafka.log)"
     return 0
   fi
-  echo "--- last lines of $LOG_DIR/kafka.log / kafka.out:" >&2
-  tail -n 25 "$LOG_DIR/kafka.log" >&2 2>/dev/null || true
-  tail -n 10 "$LOG_DIR/kafka.out" >&2 2>/dev/null || true
+  {
+    echo "--- last lines of $LOG_DIR/kafka.log:"
+    tail -n 25 "$LOG_DIR/kafka.log" 2>/dev/null || true
+    # stdout/stderr of this run only (JVM errors that happen before log4j is up).
+    echo "--- $LOG_DIR/kafka.out (this run):"
+    awk '/^=== / { buf = ""; next } { buf = buf $0 "\n" } END { printf "%s", buf }' \
+      "$LOG_DIR/kafka.out" 2>/dev/null | tail -n 15 || true
+  } >&2
   if [[ $rc -eq 2 ]]; then
     rm -f "$PID_FILE"
     die "broker exited during startup"
@@ -337,7 +358,7 @@ cmd_reset() {
 }
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in

@@ -29,26 +29,33 @@ from aiokafka.structs import TopicPartition
 
 
 def ok(msg: str) -> None:
-    print(f"ok   {msg}", flush=True)
+    print(f"{time.strftime('%H:%M:%S')} ok   {msg}", flush=True)
 
 
 async def count_records(bootstrap: str, topic: str, isolation: str = "read_uncommitted") -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        desc = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    tps = [TopicPartition(topic, p["partition"]) for p in desc[0]["partitions"]]
+    assert tps, f"topic {topic} not found: {desc}"
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                          isolation_level=isolation)
     await c.start()
     try:
-        await c.topics()  # refreshes metadata for all topics
-        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
-        assert tps, f"topic {topic} not found"
         c.assign(tps)
         await c.seek_to_beginning(*tps)
         end = await c.end_offsets(tps)
         n = 0
-        while any(await c.position(tp) < end[tp] for tp in tps):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            # position() reaches end even across transaction markers / aborted records.
+            if all([await c.position(tp) >= end[tp] for tp in tps]):
+                break
             batch = await c.getmany(timeout_ms=1000, max_records=10_000)
             n += sum(len(v) for v in batch.values())
-            if not batch and all(await c.position(tp) >= end[tp] for tp in tps):
-                break
         return n
     finally:
         await c.stop()
@@ -209,7 +216,7 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--partitions", type=int, default=4)
     a = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"topic={a.topic} group={a.group} count={a.count} bootstrap={a.bootstrap}")
     try:
         asyncio.run(run(a) if a.mode == "run" else verify(a))
