@@ -1,0 +1,308 @@
+"""`amends run`: the whole pipeline on this machine, fed with the bundled sample stream.
+
+Starts the local servers (unless external URLs are set) and the four services as their
+own processes, feeds N complaints, shows progress read from MongoDB, and ends with a
+summary that accounts for every input: a new case, a contact merged into a case, an
+exact duplicate, praise, or a dead letter with its reason. ``missing`` must be 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from shared.events import catalogue, envelope
+from shared.settings import REPO_ROOT, Settings
+from shared.store import Store
+
+from . import infra
+
+SERVICES = ("ingest", "classify", "route", "followup")
+BASE_PORT = 8101
+DEMO_DATABASE = "amends_demo"
+DEMO_TOPIC_PREFIX = "demo."
+
+
+@dataclass
+class Progress:
+    sent: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    downstream_dead_letters: Counter[str] = field(default_factory=Counter)
+    cases: int = 0
+    classified: int = 0
+    assigned: int = 0
+    queued: int = 0
+    followup_scheduled: int = 0
+
+    @property
+    def accounted(self) -> int:
+        return sum(self.outcomes.values()) + sum(self.dead_letters.values())
+
+    def pipeline_settled(self) -> bool:
+        return (
+            self.cases > 0
+            and self.classified == self.cases
+            and (self.followup_scheduled + self.queued == self.cases)
+        )
+
+
+class ServiceProcesses:
+    """The four services as child processes, logs under .local/logs/."""
+
+    def __init__(self, env: dict[str, str], base_port: int = BASE_PORT) -> None:
+        self.env = env
+        self.base_port = base_port
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.log_dir = REPO_ROOT / ".local" / "logs"
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for index, name in enumerate(SERVICES):
+            log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+            env = {**self.env, "AMENDS_HTTP_PORT": str(self.base_port + index)}
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+            )
+
+    async def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2) as client:
+            for index, name in enumerate(SERVICES):
+                url = f"http://127.0.0.1:{self.base_port + index}/readyz"
+                while True:
+                    proc = self.procs[name]
+                    if proc.poll() is not None:
+                        raise RuntimeError(
+                            f"{name} exited with {proc.returncode}; see {self.log_dir}/{name}.log"
+                        )
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await client.get(url)).status_code == 200:
+                            break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{name} not ready at {url} after {timeout:.0f} s")
+                    await asyncio.sleep(0.3)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop in 25 s; killing it", file=sys.stderr)
+                proc.kill()
+
+
+async def feed(
+    settings: Settings, run_id: str, count: int, rate: float, progress: Progress
+) -> None:
+    from cli.samples import iter_sample_records
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_idempotence=True,
+        linger_ms=5,
+    )
+    await producer.start()
+    topic = settings.topic(catalogue.INTAKE.topic)
+    started = time.monotonic()
+    try:
+        for index, record in enumerate(iter_sample_records(count, run_id)):
+            event = envelope.CloudEvent(
+                type=catalogue.INTAKE.event_type,
+                source="/amends/run",
+                id=f"{run_id}-{index:06d}",
+                data=record.value,
+                extensions={"sourceformat": record.source_format},
+            )
+            headers = event.headers()
+            headers["content-type"] = record.content_type
+            await producer.send(
+                topic,
+                record.value,
+                key=record.key.encode() if record.key else None,
+                headers=[(k, v.encode()) for k, v in headers.items()],
+            )
+            progress.sent += 1
+            if rate > 0:
+                ahead = (index + 1) / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def observe(store: Store, run_id: str, progress: Progress) -> None:
+    """Read where every input of this run stands (intake_log, dead_letters, cases)."""
+    prefix = {"$regex": f"^{run_id}-"}
+    outcomes: Counter[str] = Counter()
+    case_ids: set[str] = set()
+    async for entry in store["intake_log"].find({"_id": prefix}, {"outcome": 1, "case_id": 1}):
+        outcomes[entry["outcome"]] += 1
+        if entry.get("case_id"):
+            case_ids.add(entry["case_id"])
+    intake_dead: Counter[str] = Counter()
+    downstream: Counter[str] = Counter()
+    async for letter in store["dead_letters"].find({}, {"event_id": 1, "reason": 1, "topic": 1}):
+        if str(letter.get("event_id", "")).startswith(f"{run_id}-"):
+            intake_dead[letter["reason"]] += 1
+        elif not letter["topic"].endswith(catalogue.INTAKE.topic):
+            downstream[f"{letter['topic']}: {letter['reason']}"] += 1
+    stats = Counter[str]()
+    ids = list(case_ids)
+    for start in range(0, len(ids), 500):
+        cursor = store["cases"].find(
+            {"_id": {"$in": ids[start : start + 500]}}, {"stages": 1, "status": 1}
+        )
+        async for case in cursor:
+            stages = case.get("stages") or {}
+            stats["cases"] += 1
+            stats["classified"] += "classified_at" in stages
+            stats["assigned"] += "assigned_at" in stages
+            stats["queued"] += case.get("status") == "queued"
+            stats["followup"] += "followup_scheduled_at" in stages
+    progress.outcomes = outcomes
+    progress.dead_letters = intake_dead
+    progress.downstream_dead_letters = downstream
+    progress.cases = stats["cases"]
+    progress.classified = stats["classified"]
+    progress.assigned = stats["assigned"]
+    progress.queued = stats["queued"]
+    progress.followup_scheduled = stats["followup"]
+
+
+def summary(progress: Progress, count: int, elapsed: float) -> dict[str, Any]:
+    return {
+        "inputs": count,
+        "sent": progress.sent,
+        "new_cases": progress.outcomes.get("new_case", 0),
+        "merged_into_existing_case": progress.outcomes.get("merged", 0),
+        "exact_duplicates_dropped": progress.outcomes.get("duplicate", 0),
+        "praise_recorded": progress.outcomes.get("praise", 0),
+        "dead_lettered": sum(progress.dead_letters.values()),
+        "dead_letter_reasons": dict(progress.dead_letters),
+        "missing": count - progress.accounted,
+        "cases": progress.cases,
+        "classified": progress.classified,
+        "assigned": progress.assigned,
+        "queued_waiting_for_capacity": progress.queued,
+        "followup_scheduled": progress.followup_scheduled,
+        "downstream_dead_letters": dict(progress.downstream_dead_letters),
+        "elapsed_seconds": round(elapsed, 2),
+    }
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    print("\namends run summary")
+    print(f"  inputs sent ..................... {result['sent']} of {result['inputs']}")
+    print(f"  became new cases ................ {result['new_cases']}")
+    print(f"  merged into an existing case .... {result['merged_into_existing_case']}")
+    print(f"  exact duplicates dropped ........ {result['exact_duplicates_dropped']}")
+    print(f"  praise recorded (no case) ....... {result['praise_recorded']}")
+    print(f"  dead-lettered ................... {result['dead_lettered']}")
+    for reason, n in sorted(result["dead_letter_reasons"].items()):
+        print(f"      {reason}: {n}")
+    print(f"  missing ......................... {result['missing']}")
+    print(f"  cases classified ................ {result['classified']} of {result['cases']}")
+    print(f"  cases assigned .................. {result['assigned']}")
+    print(f"  cases queued for capacity ....... {result['queued_waiting_for_capacity']}")
+    print(f"  follow-up scheduled ............. {result['followup_scheduled']}")
+    if result["downstream_dead_letters"]:
+        print(f"  downstream dead letters ......... {result['downstream_dead_letters']}")
+    print(f"  elapsed ......................... {result['elapsed_seconds']} s")
+
+
+async def run_pipeline(
+    count: int, rate: float, exit_when_done: bool, as_json: bool, timeout: float
+) -> int:
+    external = bool(infra.external("kafka")) and bool(infra.external("mongodb"))
+    if not external and infra.infra("up", quiet=as_json) != 0:
+        return 2
+    env = {
+        **os.environ,
+        "AMENDS_MONGODB_DATABASE": os.environ.get("AMENDS_MONGODB_DATABASE", DEMO_DATABASE),
+        "AMENDS_TOPIC_PREFIX": os.environ.get("AMENDS_TOPIC_PREFIX", DEMO_TOPIC_PREFIX),
+        "AMENDS_ROUTE_SEED_PATH": str(REPO_ROOT / "services/route/seed/people.json"),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    settings = Settings(
+        mongodb_database=env["AMENDS_MONGODB_DATABASE"], topic_prefix=env["AMENDS_TOPIC_PREFIX"]
+    )
+    store = Store(settings)
+    # A fresh demo database each run: the summary speaks of this run alone.
+    if "AMENDS_MONGODB_DATABASE" not in os.environ:
+        await store.client.drop_database(settings.mongodb_database)
+    run_id = f"run{uuid.uuid4().hex[:8]}"
+    procs = ServiceProcesses(env)
+    log = (lambda *a: None) if as_json else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    started = time.monotonic()
+    progress = Progress()
+    try:
+        log("starting ingest, classify, route, followup ...")
+        procs.start()
+        await procs.wait_ready()
+        log(f"services ready in {time.monotonic() - started:.1f} s; feeding {count} complaints")
+        feeder = asyncio.create_task(feed(settings, run_id, count, rate, progress))
+        deadline = time.monotonic() + timeout
+        while True:
+            await asyncio.sleep(0.5)
+            await observe(store, run_id, progress)
+            log(
+                f"  sent {progress.sent}/{count}  accounted {progress.accounted}  "
+                f"cases {progress.cases}  classified {progress.classified}  "
+                f"assigned {progress.assigned}  queued {progress.queued}  "
+                f"follow-up {progress.followup_scheduled}  "
+                f"dead-lettered {sum(progress.dead_letters.values())}"
+            )
+            if feeder.done():
+                feeder.result()  # raise a feeding error
+                if progress.accounted >= count and progress.pipeline_settled():
+                    break
+            if time.monotonic() > deadline:
+                log(f"timed out after {timeout:.0f} s; the summary shows where things stand")
+                break
+        result = summary(progress, count, time.monotonic() - started)
+        if as_json:
+            print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        else:
+            print_summary(result)
+        if not exit_when_done:
+            log("services keep running (logs in .local/logs/); Ctrl-C stops them")
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+        return 0 if result["missing"] == 0 and progress.pipeline_settled() else 1
+    finally:
+        log("stopping services ...")
+        procs.stop()
+        await store.close()
+
+
+def main(count: int, rate: float, exit_when_done: bool, as_json: bool, timeout: float) -> int:
+    try:
+        return asyncio.run(run_pipeline(count, rate, exit_when_done, as_json, timeout))
+    except KeyboardInterrupt:
+        return 130
+
+
+__all__ = ["main"]

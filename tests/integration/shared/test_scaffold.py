@@ -1,0 +1,119 @@
+"""The service scaffold against the real broker and database: output after the handler,
+dead letters with reasons and original bytes, retries, per-partition order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from shared.events import catalogue, envelope
+from shared.events.complaint import Contact
+from shared.events.pipeline import ComplaintReceived
+from shared.service import Incoming, Outgoing, Rejected, Service
+from shared.settings import Settings
+from tests.support import consume_all, produce, running
+
+
+def received(case_id: str, text: str) -> ComplaintReceived:
+    now = datetime.now(UTC)
+    return ComplaintReceived(
+        case_id=case_id,
+        customer_id="cust-1",
+        contact=Contact(
+            contact_id=f"contact-{case_id}",
+            source="email",
+            channel="email",
+            text=text,
+            received_at=now,
+        ),
+        case_is_new=True,
+        contact_count=1,
+        repeat_contacts=0,
+        case_opened_at=now,
+    )
+
+
+def headers_for(event_id: str) -> dict[str, str]:
+    return envelope.CloudEvent(
+        type=catalogue.RECEIVED.event_type, source="/tests", id=event_id, data=b""
+    ).headers()
+
+
+class EchoHandler:
+    """Forwards each event's bytes to another topic; fails on demand."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.attempts: dict[str, int] = {}
+
+    async def __call__(self, incoming: Incoming) -> Sequence[Outgoing]:
+        payload: ComplaintReceived = incoming.payload
+        text = payload.contact.text
+        self.attempts[text] = self.attempts.get(text, 0) + 1
+        if text == "reject me":
+            raise Rejected("not_a_complaint", "the text asked to be rejected")
+        if text == "always fails":
+            raise RuntimeError("boom")
+        if text == "fails once" and self.attempts[text] == 1:
+            raise RuntimeError("transient bug")
+        self.seen.append(text)
+        return [
+            Outgoing(
+                spec=catalogue.CLASSIFIED,  # any other topic: the test reads it back
+                payload=payload,
+                key=payload.case_id,
+                event_id=envelope.derived_id(incoming.event.id, "echo"),
+            )
+        ]
+
+
+async def test_outputs_dead_letters_and_retries(settings: Settings, store: object) -> None:
+    handler = EchoHandler()
+    service = Service("scaffold-test", settings)
+    service.consume(catalogue.RECEIVED, handler)
+    service.declare_publisher(catalogue.CLASSIFIED)
+    async with running(service):
+        topic = catalogue.RECEIVED.topic
+        for n, text in enumerate(["ok 1", "reject me", "always fails", "fails once", "ok 2"]):
+            body = received(f"case-{n}", text).model_dump_json().encode()
+            await produce(settings, topic, body, headers=headers_for(f"e{n}"), key=b"same-key")
+        await produce(settings, topic, b"{not json", headers=headers_for("bad-json"), key=b"k")
+        await produce(settings, topic, b"{}", headers={"ce_id": "x"}, key=b"k")
+
+        outputs = await consume_all(settings, catalogue.CLASSIFIED.topic, expect=3)
+        dead = await consume_all(settings, topic + ".dlq", expect=4)
+
+    assert [r.value for r in outputs] and handler.seen == ["ok 1", "fails once", "ok 2"]
+    reasons = {dict(r.headers)["x-dlq-reason"].decode() for r in dead}
+    assert reasons == {"not_a_complaint", "handler_error", "invalid_schema", "not_a_cloudevent"}
+    by_reason = {dict(r.headers)["x-dlq-reason"].decode(): r for r in dead}
+    assert by_reason["invalid_schema"].value == b"{not json"  # the original bytes
+    assert handler.attempts["always fails"] == settings.max_attempts
+    assert handler.attempts["reject me"] == 1  # bad input is not retried
+    letters = await store["dead_letters"].count_documents({})  # type: ignore[index]
+    assert letters == 4
+
+
+async def test_outage_redelivers_instead_of_dead_lettering(
+    settings: Settings, store: object
+) -> None:
+    calls: list[str] = []
+
+    async def flaky(incoming: Incoming) -> Sequence[Outgoing]:
+        calls.append(incoming.event.id)
+        if len(calls) <= 2:
+            raise ConnectionError("database unreachable")
+        return []
+
+    service = Service("outage-test", settings)
+    service.consume(catalogue.RECEIVED, flaky)
+    async with running(service):
+        body = received("case-x", "hello").model_dump_json().encode()
+        await produce(settings, catalogue.RECEIVED.topic, body, headers=headers_for("o1"))
+        for _ in range(100):
+            if len(calls) >= 3:
+                break
+            await asyncio.sleep(0.1)
+    assert calls == ["o1", "o1", "o1"]
+    assert await store["dead_letters"].count_documents({}) == 0  # type: ignore[index]
