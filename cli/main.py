@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     asyncapi.add_argument("--out", default="docs/asyncapi", help="output folder")
     asyncapi.add_argument("--check", action="store_true", help="fail if the files are stale")
 
+    docs = commands.add_parser(
+        "docs",
+        help="regenerate the README's configuration reference and event catalogue",
+        description="Rewrite the README sections generated from the code (settings classes, "
+        "topic catalogue, example payloads); with --check, fail when they are stale.",
+    )
+    docs.add_argument("--check", action="store_true", help="fail if README.md is stale")
+
     triage = commands.add_parser(
         "triage-eval",
         help="measure the classifier on labelled JSONL",
@@ -75,7 +83,157 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     triage.add_argument("args", nargs=argparse.REMAINDER, help="FILE.jsonl [--json]")
+    add_operator_commands(commands)
     return parser
+
+
+TIME_HELP = "ISO 8601 (2024-05-01, 2024-05-01T08:00:00Z) or relative: 30m, 24h, 7d, 2w"
+
+
+def add_operator_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`amends case`, `stats`, `replay` and `dlq`: look into and operate the pipeline."""
+    case = commands.add_parser(
+        "case",
+        help="show one case's whole timeline (by case id, external id, email or phone)",
+        description="Show a case: every contact on every channel, urgency with its "
+        "contributions, category/profile/flags/hints, assignment with reasons and history, "
+        "escalations, SLA clocks, promises, follow-ups, satisfaction and lesson. QUERY is a "
+        "case id, an external id 'source:id' (e.g. zendesk:12345), an email address or a "
+        "phone number (any format; read as E.164). When a customer has several cases they "
+        "are listed newest first and the newest is shown.",
+    )
+    case.add_argument("query", metavar="QUERY", help="case id, source:id, email or phone")
+    case.add_argument("--json", action="store_true", help="print the raw case document as JSON")
+    case.add_argument(
+        "--all",
+        action="store_true",
+        help="show every matching case, not only the newest (with --json: a JSON array)",
+    )
+
+    stats = commands.add_parser(
+        "stats",
+        help="open cases, SLA, response and resolution times, CSAT, dead letters",
+        description="Figures computed by MongoDB aggregations on indexed fields: cases by "
+        "status; open cases by priority, team and channel; SLA met/breached (followup's "
+        "measures plus open cases overdue now); median time to first response and to "
+        "resolution; CSAT mean and distribution; dead letters by reason. Creates the "
+        "indexes it needs on first use.",
+    )
+    stats.add_argument(
+        "--since",
+        metavar="T",
+        help=f"only cases opened (and dead letters failed) at or after T: {TIME_HELP}",
+    )
+    stats.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    replay = commands.add_parser(
+        "replay",
+        help="backfill historical complaints from JSONL or CSV into the intake topic",
+        description="Send every record of FILE to complaints.intake as a CloudEvent with a "
+        "deterministic id (file sha256 + record number) and its original time, showing "
+        'progress. JSONL lines are {"sourceformat": ..., "payload": ...} or, with '
+        "--source, bare payloads. CSV needs --mapping (a JSON column mapping, or 'cfpb'). "
+        "Resumable: .local/replay/<file sha256>.json keeps the last acknowledged record; "
+        "re-sent records carry the same id, so ingest drops them.",
+    )
+    replay.add_argument("file", metavar="FILE", help="a .jsonl or .csv file")
+    replay.add_argument(
+        "--source",
+        metavar="S",
+        help="source format (ingest adapter name) of "
+        "bare JSONL payloads, e.g. webform, email, zendesk",
+    )
+    replay.add_argument(
+        "--rate",
+        metavar="R",
+        type=float,
+        default=0.0,
+        help="records per second (default 0: as fast as Kafka takes them)",
+    )
+    replay.add_argument(
+        "--mapping",
+        metavar="M",
+        help="CSV column mapping: a JSON file "
+        "(see cli/replay.py CsvMapping) or 'cfpb' for a CFPB export",
+    )
+    mode = replay.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--resume",
+        dest="restart",
+        action="store_false",
+        default=False,
+        help="continue after the last acknowledged record (default)",
+    )
+    mode.add_argument(
+        "--restart",
+        dest="restart",
+        action="store_true",
+        help="ignore the checkpoint and send the whole file again",
+    )
+    replay.add_argument(
+        "--window",
+        type=int,
+        default=500,
+        metavar="N",
+        help="records in flight between checkpoints (default 500)",
+    )
+    replay.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="send at most N records in this run, then stop (resume later)",
+    )
+    replay.add_argument(
+        "--checkpoint-dir", metavar="DIR", help="where checkpoints live (default .local/replay)"
+    )
+    replay.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    dlq = commands.add_parser(
+        "dlq",
+        help="list, show and redrive dead letters (read from the *.dlq topics)",
+        description="Read the dead-letter topics (<prefix><topic>.dlq) from Kafka, from the "
+        "beginning. Entries are named <dlq topic>:<partition>:<offset>, e.g. "
+        "complaints.intake.dlq:0:12.",
+    )
+    actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
+    listing = actions.add_parser(
+        "list",
+        help="list dead letters",
+        description="List dead letters: entry, failed-at, reason, "
+        "detail, service, event id, and whether it was redriven.",
+    )
+    show = actions.add_parser(
+        "show",
+        help="show one dead letter: headers and original bytes",
+        description="Show one entry's headers and its original bytes (pretty-printed when JSON).",
+    )
+    show.add_argument("ref", metavar="ENTRY", help="e.g. complaints.intake.dlq:0:12")
+    redrive = actions.add_parser(
+        "redrive",
+        help="send dead letters back to their original topic, once",
+        description="Produce each entry's original value, key and headers (without x-dlq-*) "
+        "to its original topic, then record it in the dlq_redrives collection; recorded "
+        "entries are skipped. Name entries, or select them with filters, or use --all.",
+    )
+    redrive.add_argument("refs", metavar="ENTRY", nargs="*", help="entries to redrive")
+    redrive.add_argument("--all", action="store_true", help="redrive every dead letter")
+    redrive.add_argument("--dry-run", action="store_true", help="show what would be redriven")
+    for sub in (listing, redrive):
+        sub.add_argument("--topic", metavar="T", help="one topic, e.g. complaints.intake")
+        sub.add_argument("--reason", metavar="R", help="only this reason, e.g. invalid_schema")
+        sub.add_argument("--since", metavar="T", help=f"only failed at or after T: {TIME_HELP}")
+        sub.add_argument("--limit", metavar="N", type=int, help="at most the N newest entries")
+    for sub in (listing, show, redrive):
+        sub.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run_operator_command(args: argparse.Namespace) -> int:
+    from cli import case, dlq, replay, stats
+    from cli.format import run_command
+    from shared.settings import Settings
+
+    modules = {"case": case, "stats": stats, "replay": replay, "dlq": dlq}
+    return run_command(modules[args.command].run(Settings(), args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,10 +258,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = importlib.import_module(f"services.{args.service}.app")
         serve(module.build_service())
         return 0
+    if args.command == "docs":
+        from cli import docs as readme_docs
+
+        return readme_docs.main(check=args.check)
     if args.command == "asyncapi":
         from cli.asyncapi import write_documents
 
         return write_documents(args.out, check=args.check)
+    if args.command in {"case", "stats", "replay", "dlq"}:
+        return run_operator_command(args)
     return 2
 
 

@@ -148,6 +148,12 @@ def _ssl_context(settings: Settings) -> Any:
     return ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
 
 
+async def _raw_body(message: Any) -> Any:
+    # The scaffold decodes and validates each record itself (so a bad one is dead-lettered
+    # with a reason); FastStream's JSON decoding would only cost time and fail on bad bytes.
+    return message.body
+
+
 _PROMETHEUS: KafkaPrometheusMiddleware | None = None
 
 
@@ -197,10 +203,11 @@ class Service:
             batch_timeout_ms=self.settings.batch_timeout_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_raw_body,
             title=f"{self.name}:{spec.topic}",
             description=spec.description,
         )
-        async def subscriber(body: list[bytes], message: KafkaMessage) -> None:
+        async def subscriber(body: Any, message: KafkaMessage) -> None:
             records = message.raw_message
             await self.process_batch(
                 spec, handler, records if isinstance(records, Sequence) else [records]
