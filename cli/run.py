@@ -133,7 +133,10 @@ async def feed(
                 source="/amends/run",
                 id=f"{run_id}-{index:06d}",
                 data=record.value,
-                extensions={"sourceformat": record.source_format},
+                extensions={
+                    "sourceformat": record.source_format,
+                    "datacontenttype": record.media_type,
+                },
             )
             headers = event.headers()
             headers["content-type"] = record.content_type
