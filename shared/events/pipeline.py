@@ -76,6 +76,12 @@ class ComplaintClassified(EventModel):
     classification: Classification
     sla: SlaClock
     classified_at: UtcDatetime
+    product: str | None = Field(
+        default=None, description="Product the complaint is about, when known (spike detection)."
+    )
+    region: str | None = Field(
+        default=None, description="Customer's region or market, when known (spike detection)."
+    )
 
 
 class Assignee(EventModel):
@@ -109,9 +115,14 @@ class CaseEscalated(EventModel):
     case_id: str
     kind: str = Field(
         description="safety_threat, legal_threat, manager_requested, sla_warning, sla_breach, "
-        "promise_broken, dissatisfied, handback"
+        "promise_broken, dissatisfied, reopened, handback"
     )
     to_role: str = Field(description="security_oncall, legal, supervisor, assignee...")
     to_person_id: str | None = None
     reason: str
     escalated_at: UtcDatetime
+    priority: Priority | None = Field(
+        default=None,
+        description="Set by followup on a reopened case (kinds dissatisfied, reopened): the "
+        "raised priority route re-queues it at.",
+    )

@@ -1,0 +1,47 @@
+"""The followup service: registrations only (the decisions live in handlers.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from shared.events import catalogue
+from shared.service import Incoming, Outgoing, Service
+
+from . import handlers
+from .handlers import Followup
+from .loop import run_timer_loop
+from .settings import FollowupSettings
+from .timers import CLAIM_INDEXES, TIMER_INDEXES, TimerStore
+
+NAME = "followup"
+
+
+def build_service(settings: FollowupSettings | None = None) -> Service:
+    settings = settings or FollowupSettings()
+    service = Service(NAME, settings, indexes=[TIMER_INDEXES, CLAIM_INDEXES])
+    ctx = Followup(settings=settings, store=service.store, timers=TimerStore(service.store))
+
+    def bind(
+        fn: Callable[[Followup, Incoming], Awaitable[list[Outgoing]]],
+    ) -> Callable[[Incoming], Awaitable[list[Outgoing]]]:
+        return partial(fn, ctx)
+
+    service.consume(catalogue.ASSIGNED, bind(handlers.on_assigned))
+    service.consume(catalogue.ACTIVITY, bind(handlers.on_activity))
+    service.consume(catalogue.RESOLVED, bind(handlers.on_resolved))
+    service.consume(catalogue.RECEIVED, bind(handlers.on_received))
+    service.declare_publisher(catalogue.FOLLOWUP_REQUESTS)
+    service.declare_publisher(catalogue.ESCALATED)
+
+    # One owner per running instance: a restarted process must not inherit old leases.
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    async def timer_loop() -> None:
+        await run_timer_loop(ctx, service.publish, owner)
+
+    service.background(timer_loop)
+    return service
