@@ -1,0 +1,85 @@
+"""The shipped text model: logistic-regression heads over hashed features, numpy only."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from .features import featurise
+
+MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
+HEADS = ("upset", "anger")
+_WORD = re.compile(r"\w{3,}")
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class TextModel:
+    version: str
+    bits: int
+    weights: npt.NDArray[np.float32]  # (2**bits, heads)
+    bias: npt.NDArray[np.float64]
+    thresholds: dict[str, dict[str, float]]
+
+    @classmethod
+    def load(cls, directory: Path = MODEL_DIR) -> TextModel:
+        meta = json.loads((directory / "text_model.json").read_text())
+        with np.load(directory / "text_model.npz") as data:
+            weights = data["weights"].astype(np.float32)
+        return cls(
+            version=meta["version"],
+            bits=int(meta["bits"]),
+            weights=weights,
+            bias=np.asarray(meta["bias"], dtype=np.float64),
+            thresholds=meta["thresholds"],
+        )
+
+    def logits(self, texts: Sequence[str], languages: Sequence[str]) -> FloatArray:
+        """(n, heads) logits for a batch."""
+        if not texts:
+            return np.zeros((0, len(HEADS)))
+        batch = featurise(texts, languages, self.bits)
+        gathered = self.weights[batch.buckets]
+        scale = batch.scale[batch.rows]
+        out = np.empty((batch.size, len(HEADS)))
+        for column in range(len(HEADS)):
+            out[:, column] = np.bincount(
+                batch.rows, weights=gathered[:, column] * scale, minlength=batch.size
+            )
+        return out + self.bias
+
+    def probabilities(self, texts: Sequence[str], languages: Sequence[str]) -> FloatArray:
+        return 1.0 / (1.0 + np.exp(-self.logits(texts, languages)))
+
+    def threshold(self, head: str, language: str) -> float:
+        table = self.thresholds[head]
+        return table.get(language, table["default"])
+
+    def thresholds_for(self, head: str, languages: Sequence[str]) -> FloatArray:
+        return np.array([self.threshold(head, lang) for lang in languages])
+
+    def top_terms(self, text: str, language: str, head: str, k: int = 3) -> list[str]:
+        """The words of ``text`` that push ``head`` up most: the model's explanation."""
+        words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text[:2000])))[:200]
+        if not words:
+            return []
+        column = HEADS.index(head)
+        batch = featurise(words, [""] * len(words), self.bits)
+        pushes = np.bincount(
+            batch.rows, weights=self.weights[batch.buckets, column], minlength=batch.size
+        )
+        order = np.argsort(-pushes)[:k]
+        return [words[i] for i in order if pushes[i] > 0.5]
+
+
+@lru_cache(maxsize=1)
+def default_model() -> TextModel:
+    return TextModel.load()

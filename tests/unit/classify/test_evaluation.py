@@ -1,0 +1,80 @@
+"""`amends triage-eval`: report shape, metrics, speed; the targets on the real test splits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.classify.evaluation import binary_scores, evaluate, main, multiclass_scores
+from services.classify.training.datasets import DEFAULT_EVAL_DIR, rows_of_split, split_of
+
+ROWS = [
+    {
+        "text": "I am furious, this is unacceptable!",
+        "language": "en",
+        "labels": {"upset": True, "anger": True},
+    },
+    {
+        "text": "Thank you, lovely service.",
+        "language": "en",
+        "labels": {"upset": False, "anger": False},
+    },
+    {"text": "My lawyer will sue you.", "language": "en", "labels": {"legal_threat": True}},
+    {"text": "Irtisanon sopimuksen.", "language": "fi", "labels": {"churn": True}},
+    {"text": "Dasar goblok", "language": "id", "labels": {"abusive": True}},
+    {
+        "text": "Mein Paket ist nie angekommen.",
+        "language": "de",
+        "labels": {"category": "delivery"},
+        "dataset": "mine",
+    },
+]
+
+
+def test_metrics() -> None:
+    s = binary_scores([(True, True), (True, False), (False, False), (False, True)])
+    assert s["precision"] == s["recall"] == s["f1"] == 0.5 and s["macro_f1"] == 0.5
+    m = multiclass_scores([("a", "a"), ("b", "a"), ("b", "b")])
+    assert m["support"] == 3 and 0 < m["macro_f1"] < 1
+
+
+def test_report() -> None:
+    report = evaluate(ROWS)
+    assert report["rows"] == len(ROWS) and report["texts_per_second"] > 0
+    en = report["by_language"]["en"]
+    assert en["upset"]["support"] == 2 and en["legal_threat"]["recall"] == 1.0
+    assert report["by_language"]["fi"]["churn"]["recall"] == 1.0
+    assert report["by_language"]["id"]["abusive"]["recall"] == 1.0
+    assert report["by_language"]["de"]["category"]["accuracy"] == 1.0
+    assert report["by_dataset"]["mine"]["category"]["support"] == 1
+    assert report["baseline"]["by_language"]["en"]["anger"]["support"] == 2
+
+
+def test_main_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
+    assert main([str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == len(ROWS)
+    assert main([str(path)]) == 0
+    assert "texts/s" in capsys.readouterr().out
+
+
+def test_split_is_deterministic_and_ignores_case_and_spacing() -> None:
+    assert split_of("Hello  World") == split_of("hello world")
+
+
+needs_eval = pytest.mark.skipif(not DEFAULT_EVAL_DIR.is_dir(), reason="../shared/eval is not here")
+
+
+@needs_eval
+def test_targets_on_the_real_test_splits() -> None:
+    report = evaluate(rows_of_split("test"))
+    by = report["by_dataset"]
+    assert by["indonlu_smsa"]["upset"]["macro_f1"] >= 0.85
+    assert report["texts_per_second"] >= 5000
+    languages = ("de", "en", "es", "et", "fa", "fi", "fr", "id", "tr")
+    for dataset in ("indonlu_emot", *(f"xed_{x}" for x in languages)):
+        model, keyword = by[dataset]["anger"], report["baseline"]["by_dataset"][dataset]["anger"]
+        assert model["f1"] > keyword["f1"], dataset
