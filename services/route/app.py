@@ -1,0 +1,86 @@
+"""The route service: registrations and background loops only; decisions in handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from shared.events.catalogue import (
+    ACTIVITY,
+    ASSIGNED,
+    CLASSIFIED,
+    DIRECTORY,
+    ESCALATED,
+    LESSONS,
+    PRESENCE,
+    RESOLVED,
+    SPIKES,
+)
+from shared.service import Service
+
+from .handlers import INDEXES, Router, seed_directory
+from .lessons import Subscriptions
+from .settings import RouteSettings
+
+log = logging.getLogger(__name__)
+
+
+def build(settings: RouteSettings | None = None) -> tuple[Service, Router]:
+    """The service and its router (tests drive the router's passes directly)."""
+    settings = settings or RouteSettings()
+    service = Service("route", settings, indexes=INDEXES)
+    router = Router(
+        service.store,
+        settings,
+        service.publish,
+        Subscriptions.load(settings.route_departments_path),
+    )
+    service.consume(CLASSIFIED, router.on_classified)
+    service.consume(DIRECTORY, router.on_directory)
+    service.consume(PRESENCE, router.on_presence)
+    service.consume(ACTIVITY, router.on_activity)
+    service.consume(RESOLVED, router.on_resolved)
+    for spec in (ASSIGNED, ESCALATED, LESSONS, SPIKES):
+        service.declare_publisher(spec)
+
+    if settings.route_seed_path is not None:
+        seed_path = settings.route_seed_path
+
+        async def seed() -> None:
+            await seed_directory(service.store, seed_path)
+
+        service.on_startup(seed)
+
+    async def drain_loop() -> None:
+        # Woken at once when capacity may have freed; periodically for shift changes.
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    router.wake.wait(), timeout=settings.route_drain_interval_seconds
+                )
+            router.wake.clear()
+            await router.drain()
+
+    service.background(drain_loop)
+    service.background(_every(settings.route_sla_sweep_seconds, router.sla_sweep))
+    service.background(_every(settings.route_outbox_sweep_seconds, router.outbox_sweep))
+    service.background(_every(settings.route_spike_check_seconds, router.detect_spikes))
+    service.background(_every(settings.route_digest_check_seconds, router.produce_digests))
+    service.background(_every(settings.route_metrics_seconds, router.refresh_gauges))
+    return service, router
+
+
+def build_service(settings: RouteSettings | None = None) -> Service:
+    return build(settings)[0]
+
+
+def _every(seconds: float, work: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    async def loop() -> None:
+        while True:
+            await work()
+            await asyncio.sleep(seconds)
+
+    loop.__name__ = f"every_{getattr(work, '__name__', 'pass')}"
+    return loop

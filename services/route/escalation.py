@@ -1,0 +1,99 @@
+"""When a case goes above or beside its assignee, and to whom. Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .assignment import PersonView, on_shift
+
+# kind -> (role that must receive it, why)
+FLAG_ROUTES: dict[str, tuple[str, str]] = {
+    "safety_threat": ("security_oncall", "threat of harm: safety matter, escalated at once"),
+    "legal_threat": ("legal", "legal or regulatory threat"),
+    "manager_requested": ("supervisor", "customer asked for a manager"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    to_role: str
+    person: PersonView | None
+
+
+def flag_escalations(flags: Mapping[str, Any]) -> list[str]:
+    """Kinds to escalate for a classification's flags, most serious first."""
+    return [kind for kind in FLAG_ROUTES if flags.get(kind)]
+
+
+def _reachable(p: PersonView, now: datetime) -> bool:
+    return p.presence != "offline" and on_shift(p.shift, now)
+
+
+def _least_busy(people: Iterable[PersonView]) -> PersonView | None:
+    ordered = sorted(people, key=lambda p: (p.presence != "available", p.load, p.person_id))
+    return ordered[0] if ordered else None
+
+
+def choose_target(
+    role: str,
+    people: Iterable[PersonView],
+    now: datetime,
+    *,
+    assignee: PersonView | None = None,
+    team_hint: str | None = None,
+) -> Target:
+    """The person to page for ``role``: on shift and reachable, least busy first.
+
+    A supervisor is the assignee's own supervisor when reachable, else any reachable
+    supervisor (of ``team_hint`` first). Legal is anyone with the role or in the legal
+    team. No one reachable: the role alone (the CRM's on-call rota takes it).
+    """
+    people = list(people)
+    by_id = {p.person_id: p for p in people}
+    if role == "supervisor" and assignee is not None and assignee.supervisor_id:
+        own = by_id.get(assignee.supervisor_id)
+        if own is not None and _reachable(own, now):
+            return Target(role, own)
+    if role == "assignee":
+        return Target(role, assignee)
+    holders = [
+        p
+        for p in people
+        if (role in p.roles or (role == "legal" and p.team == "legal")) and _reachable(p, now)
+    ]
+    if role == "supervisor" and team_hint:
+        same_team = [p for p in holders if p.team == team_hint]
+        holders = same_team or holders
+    return Target(role, _least_busy(holders))
+
+
+def sla_warn_at(start: datetime, due: datetime, fraction: float) -> datetime:
+    """When to warn: ``fraction`` of the way from the clock's start to the deadline."""
+    span = max(due - start, timedelta(0))
+    return start + span * fraction
+
+
+@dataclass(frozen=True, slots=True)
+class SlaAction:
+    kind: str  # sla_warning or sla_breach
+    action: str  # remind_assignee, reassign, alert_supervisor
+    to_role: str
+
+
+def sla_action(stage: str, state: str, assignee: PersonView | None, now: datetime) -> SlaAction:
+    """What to do when a case's SLA check comes due.
+
+    Warning (no first response yet, deadline near): remind an assignee who is there; take
+    the case back from one who is away or off shift so someone else can answer in time;
+    a case still queued goes to a supervisor (staffing). Breach: always the supervisor.
+    """
+    if stage == "pending":
+        if state == "assigned" and assignee is not None:
+            if assignee.presence == "available" and on_shift(assignee.shift, now):
+                return SlaAction("sla_warning", "remind_assignee", "assignee")
+            return SlaAction("sla_warning", "reassign", "supervisor")
+        return SlaAction("sla_warning", "alert_supervisor", "supervisor")
+    return SlaAction("sla_breach", "alert_supervisor", "supervisor")
