@@ -18,6 +18,7 @@ Handlers are plain async functions ``(Incoming) -> list[Outgoing]`` that need no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -186,38 +187,47 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
         self._routes: list[tuple[str, Any]] = []
         self._topics: set[str] = set()
+        self._consumers: dict[str, tuple[EventSpec, Handler]] = {}
+        self._subscribed = False
         metrics.service_info.labels(name, VERSION).set(1)
 
     # -- registration -----------------------------------------------------------------
 
-    def consume(self, spec: EventSpec, handler: Handler, *, max_records: int | None = None) -> None:
+    def consume(self, spec: EventSpec, handler: Handler) -> None:
         """Handle every record of ``spec.topic`` with ``handler``, in per-partition order."""
-        topic = self.settings.topic(spec.topic)
+        if self._subscribed:
+            raise RuntimeError("consume() must be called before the service starts")
+        self._consumers[self.settings.topic(spec.topic)] = (spec, handler)
         self._topics.update({spec.topic, dead_letter_topic(spec.topic)})
-
-        @self.broker.subscriber(
-            topic,
-            group_id=self.settings.group_id(self.name),
-            batch=True,
-            max_records=max_records or self.settings.batch_max_records,
-            batch_timeout_ms=self.settings.batch_timeout_ms,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            decoder=_raw_body,
-            title=f"{self.name}:{spec.topic}",
-            description=spec.description,
-        )
-        async def subscriber(body: Any, message: KafkaMessage) -> None:
-            records = message.raw_message
-            await self.process_batch(
-                spec, handler, records if isinstance(records, Sequence) else [records]
-            )
-
         self.broker.publisher(
             self.settings.topic(dead_letter_topic(spec.topic)),
             title=f"{self.name}:{spec.topic}.dlq",
             description="Records that failed validation or handling.",
         )
+
+    def _subscribe(self) -> None:
+        """One Kafka consumer for all the service's topics: one group join, one rebalance."""
+        if self._subscribed or not self._consumers:
+            return
+        self._subscribed = True
+        topics = sorted(self._consumers)
+
+        @self.broker.subscriber(
+            *topics,
+            group_id=self.settings.group_id(self.name),
+            batch=True,
+            max_records=self.settings.batch_max_records,
+            batch_timeout_ms=self.settings.batch_timeout_ms,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_raw_body,
+            title=f"{self.name}:consumer",
+            description="Consumes: "
+            + ", ".join(spec.topic for spec, _ in self._consumers.values()),
+        )
+        async def subscriber(body: Any, message: KafkaMessage) -> None:
+            records = message.raw_message
+            await self.process_batch(records if isinstance(records, Sequence) else [records])
 
     def declare_publisher(self, spec: EventSpec) -> None:
         """List an output topic in the AsyncAPI document (and create it at start-up)."""
@@ -244,21 +254,23 @@ class Service:
 
     # -- processing -------------------------------------------------------------------
 
-    async def process_batch(
-        self, spec: EventSpec, handler: Handler, records: Sequence[Any]
-    ) -> None:
+    async def process_batch(self, records: Sequence[Any]) -> None:
         """Handle one batch; raises (so the batch is NACKed) only on an outage."""
-        topic = spec.topic
-        metrics.batch_size.labels(self.name, topic).observe(len(records))
-        by_partition: dict[int, list[Any]] = defaultdict(list)
+        by_partition: dict[tuple[str, int], list[Any]] = defaultdict(list)
         for record in records:
-            by_partition[record.partition].append(record)
+            by_partition[(record.topic, record.partition)].append(record)
+        for (topic, _), recs in by_partition.items():
+            spec = self._consumers[topic][0]
+            metrics.batch_size.labels(self.name, spec.topic).observe(len(recs))
         outgoing_lists = await asyncio.gather(
-            *(self._process_partition(spec, handler, recs) for recs in by_partition.values())
+            *(
+                self._process_partition(*self._consumers[topic], recs)
+                for (topic, _), recs in by_partition.items()
+            )
         )
         await self.publish([o for outs in outgoing_lists for o in outs])
-        for partition, recs in by_partition.items():
-            self._record_lag(topic, partition, recs[-1])
+        for (topic, partition), recs in by_partition.items():
+            self._record_lag(self._consumers[topic][0].topic, partition, recs[-1])
 
     async def _process_partition(
         self, spec: EventSpec, handler: Handler, records: Sequence[Any]
@@ -432,6 +444,7 @@ class Service:
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._subscribe()
         if self.settings.create_topics:
             await ensure_topics(self.settings, sorted(self._topics))
         await self.store.connect()
@@ -475,6 +488,7 @@ class Service:
         return {"kafka": kafka_ok, "mongodb": mongo_ok}
 
     def asgi(self) -> AsgiFastStream:
+        self._subscribe()
         service = self
 
         @get(include_in_schema=False)
@@ -526,15 +540,14 @@ async def ensure_topics(settings: Settings, names: Sequence[str]) -> None:
         existing = set(await admin.list_topics())
         missing = [settings.topic(n) for n in names if settings.topic(n) not in existing]
         if missing:
-            try:
+            # Another replica may create them first: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
                         NewTopic(n, settings.topic_partitions, settings.topic_replication_factor)
                         for n in missing
                     ]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another replica created it first
     finally:
         await admin.close()
 
