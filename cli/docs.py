@@ -44,7 +44,8 @@ def env_names(cls: type[BaseSettings], field_name: str) -> list[str]:
 
 def _default(value: object) -> str:
     if hasattr(value, "get_secret_value"):
-        return "(secret)"
+        secret = value.get_secret_value()
+        return secret if "@" not in secret else "(secret)"  # show defaults without credentials
     text = repr(value) if not isinstance(value, str) else value
     return text if len(text) < 60 else text[:57] + "..."
 
@@ -102,11 +103,11 @@ SECTIONS = {"settings": settings_table, "catalogue": catalogue_table, "examples"
 def render(readme: str) -> str:
     for name, make in SECTIONS.items():
         pattern = re.compile(
-            rf"(<!-- BEGIN {name} -->\n).*?(\n<!-- END {name} -->)", flags=re.DOTALL
+            rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", flags=re.DOTALL
         )
         if not pattern.search(readme):
             raise SystemExit(f"README.md lacks the markers <!-- BEGIN {name} --> / END")
-        readme = pattern.sub(lambda m, text=make(): m.group(1) + text + m.group(2), readme)
+        readme = pattern.sub(lambda m, text=make(): m.group(1) + text + "\n" + m.group(2), readme)
     return readme
 
 
