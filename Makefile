@@ -1,5 +1,7 @@
 # amends: two commands do everything on a fresh clone: `make run` and `make test`.
 SHELL := /bin/bash
+# Go builds the Kubernetes tools the deploy tests use (kustomize, the validator).
+export PATH := $(PATH):/usr/local/go/bin
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

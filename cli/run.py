@@ -268,16 +268,22 @@ async def run_pipeline(
         log(f"services ready in {time.monotonic() - started:.1f} s; feeding {count} complaints")
         feeder = asyncio.create_task(feed(settings, run_id, count, rate, progress))
         deadline = time.monotonic() + timeout
+        last_line = 0.0
         while True:
             await asyncio.sleep(0.5)
             await observe(store, run_id, progress)
-            log(
+            line = (
                 f"  sent {progress.sent}/{count}  accounted {progress.accounted}  "
                 f"cases {progress.cases}  classified {progress.classified}  "
                 f"assigned {progress.assigned}  queued {progress.queued}  "
                 f"follow-up {progress.followup_scheduled}  "
                 f"dead-lettered {sum(progress.dead_letters.values())}"
             )
+            if not as_json and sys.stderr.isatty():
+                print("\r" + line, end="", file=sys.stderr, flush=True)  # one live line
+            elif time.monotonic() - last_line >= 2:
+                log(line)
+                last_line = time.monotonic()
             if feeder.done():
                 feeder.result()  # raise a feeding error
                 if progress.accounted >= count and progress.pipeline_settled():
@@ -285,6 +291,8 @@ async def run_pipeline(
             if time.monotonic() > deadline:
                 log(f"timed out after {timeout:.0f} s; the summary shows where things stand")
                 break
+        if not as_json and sys.stderr.isatty():
+            print(file=sys.stderr)
         result = summary(progress, count, time.monotonic() - started)
         if as_json:
             print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
