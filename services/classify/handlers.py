@@ -4,6 +4,8 @@ Idempotent: each contact leaves one ``classification_history`` entry (guarded by
 contact id); a redelivered event finds its entry and republishes the same event (same
 event id) rebuilt from it. A new contact on the case re-scores the case: flags said
 earlier stay raised, the repeat contact adds urgency, and SLA deadlines only tighten.
+Product and region (for route's spike detection) come from the contact, else from what
+an earlier contact of the case said (the case's ``product`` / ``region``).
 """
 
 from __future__ import annotations
@@ -70,6 +72,21 @@ def context_for(event: ComplaintReceived, case: Mapping[str, Any]) -> Context:
     )
 
 
+def product_and_region(
+    event: ComplaintReceived, case: Mapping[str, Any]
+) -> tuple[str | None, str | None]:
+    """The contact's product and region, else the case's latest known ones."""
+    contact = event.contact
+
+    def known(value: Any) -> str | None:
+        return value if isinstance(value, str) and value else None
+
+    return (
+        contact.product or known(case.get("product")),
+        contact.region or known(case.get("region")),
+    )
+
+
 def _tightest(existing: Mapping[str, Any] | None, new: SlaClock) -> SlaClock:
     # A re-score may lower the priority; a deadline already promised is never loosened.
     if not existing:
@@ -113,6 +130,8 @@ def _rebuild(
         classification=Classification.model_validate(entry["classification"]),
         sla=SlaClock.model_validate(entry["sla"]),
         classified_at=entry["classified_at"],
+        product=entry.get("product"),
+        region=entry.get("region"),
     )
     return _outgoing(incoming, event)
 
@@ -166,6 +185,7 @@ async def handle_received(
     classified_at = utcnow()
     stored_classification = classification.model_dump(mode="json")
     stored_sla = sla.model_dump()
+    product, region = product_and_region(received, case)
     entry = {
         "contact_id": contact.contact_id,
         "event_id": incoming.event.id,
@@ -174,9 +194,13 @@ async def handle_received(
         "classification": stored_classification,
         "sla": stored_sla,
         "signals": verdict.signals,
+        "product": product,
+        "region": region,
     }
+    known = {name: value for name, value in (("product", product), ("region", region)) if value}
     update = {
         "$set": {
+            **known,
             "classification": stored_classification,
             "urgency_score": verdict.urgency.score,
             "priority": verdict.urgency.priority.value,
@@ -226,5 +250,7 @@ async def handle_received(
         classification=classification,
         sla=sla,
         classified_at=classified_at,
+        product=product,
+        region=region,
     )
     return _outgoing(incoming, event)

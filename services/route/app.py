@@ -42,6 +42,8 @@ def build(settings: RouteSettings | None = None) -> tuple[Service, Router]:
     service.consume(PRESENCE, router.on_presence)
     service.consume(ACTIVITY, router.on_activity)
     service.consume(RESOLVED, router.on_resolved)
+    # followup's reopened cases come back to be routed (route's own kinds are ignored).
+    service.consume(ESCALATED, router.on_escalated)
     for spec in (ASSIGNED, ESCALATED, LESSONS, SPIKES):
         service.declare_publisher(spec)
 

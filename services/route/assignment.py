@@ -91,6 +91,12 @@ class Requirement:
     safety_threat: bool = False
     previous_handlers: tuple[str, ...] = ()  # most recent first
     excluded: frozenset[str] = frozenset()  # e.g. the person who just handed it back
+    # A case followup reopened (kind "dissatisfied" or "reopened"): it needs a senior
+    # handler whatever its priority; ``preferred`` (the previous assignee's supervisor)
+    # ranks first, ``last_resort`` (the previous assignee) ranks last.
+    reopened: str = ""
+    preferred: tuple[str, ...] = ()
+    last_resort: frozenset[str] = frozenset()
 
     def needs_senior(self) -> bool:
         return (
@@ -98,6 +104,7 @@ class Requirement:
             or self.profile in SENIOR_PROFILES
             or self.legal_threat
             or self.safety_threat
+            or bool(self.reopened)
         )
 
     def senior_reason(self) -> str:
@@ -108,6 +115,7 @@ class Requirement:
                 (self.profile, self.profile in SENIOR_PROFILES),
                 ("legal threat", self.legal_threat),
                 ("safety threat", self.safety_threat),
+                ("reopened", bool(self.reopened)),
             )
             if on
         ]
@@ -203,15 +211,22 @@ def rank(
     Order: the person who handled this customer before (continuity), then the highest
     skill level for the category, then the lowest load ratio, then the longest since
     their last assignment (round robin among equals), then id for determinism.
+
+    A reopened case first tries ``req.preferred`` (the previous assignee's supervisor)
+    and tries ``req.last_resort`` (the previous assignee, whose resolution the customer
+    rejected) only when no one else fits; otherwise the order above applies.
     """
     eligible = [p for p in people if ineligibility(p, req, now, min_seniority) is None]
     if not eligible:
         return []
     previous_rank = {pid: i for i, pid in enumerate(req.previous_handlers)}
+    preferred_rank = {pid: i for i, pid in enumerate(req.preferred)}
 
-    def key(p: PersonView) -> tuple[int, int, int, float, datetime, str]:
+    def key(p: PersonView) -> tuple[int, int, int, int, int, float, datetime, str]:
         continuity_rank = previous_rank.get(p.person_id, len(previous_rank))
         return (
+            preferred_rank.get(p.person_id, len(preferred_rank)),
+            1 if p.person_id in req.last_resort else 0,
             0 if p.person_id in previous_rank else 1,
             continuity_rank,
             -skill_level(p, req.category),
@@ -240,6 +255,14 @@ def _reasons(
     min_seniority: int,
 ) -> list[str]:
     reasons = []
+    if req.reopened:
+        reasons.append(
+            f"case reopened ({req.reopened}): routed again at {req.priority} to a senior handler"
+        )
+        if p.person_id in req.preferred:
+            reasons.append("supervisor of the previous assignee")
+        elif p.person_id in req.last_resort:
+            reasons.append("previous assignee: no one else fits now")
     if continuity:
         reasons.append("handled this customer before")
     level = skill_level(p, req.category)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .assignment import PersonView, on_shift
@@ -15,6 +15,17 @@ FLAG_ROUTES: dict[str, tuple[str, str]] = {
     "legal_threat": ("legal", "legal or regulatory threat"),
     "manager_requested": ("supervisor", "customer asked for a manager"),
 }
+
+
+# Kinds followup publishes on complaints.escalated when it reopens a resolved case: route
+# queues the case again. Every other kind on that topic (route's own escalations,
+# followup's broken promises) is for people, never re-routed, so route cannot loop on it.
+REOPEN_KINDS = frozenset({"dissatisfied", "reopened"})
+PRIORITIES = ("P1", "P2", "P3", "P4")  # most urgent first
+REOPEN_MIN_PRIORITY = "P2"
+# The urgency score each priority starts at (classify's bands): a reopened case queues
+# among the cases of its raised priority, not behind them.
+PRIORITY_URGENCY = {"P1": 70, "P2": 45, "P3": 25, "P4": 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +108,38 @@ def sla_action(stage: str, state: str, assignee: PersonView | None, now: datetim
             return SlaAction("sla_warning", "reassign", "supervisor")
         return SlaAction("sla_warning", "alert_supervisor", "supervisor")
     return SlaAction("sla_breach", "alert_supervisor", "supervisor")
+
+
+def more_urgent(a: str | None, b: str | None) -> str:
+    """The more urgent of two priorities (an unknown one counts as P4)."""
+    ranks = [PRIORITIES.index(p) if p in PRIORITIES else len(PRIORITIES) - 1 for p in (a, b)]
+    return PRIORITIES[min(ranks)]
+
+
+def reopen_priority(requested: str | None, current: str | None) -> str:
+    """Where a reopened case queues: followup's raised priority, else one step above the
+    case's own; never below P2, never below what the case already had."""
+    if requested not in PRIORITIES:
+        index = PRIORITIES.index(current) if current in PRIORITIES else len(PRIORITIES) - 1
+        requested = PRIORITIES[max(0, index - 1)]
+    return more_urgent(more_urgent(requested, current), REOPEN_MIN_PRIORITY)
+
+
+def restarted_sla(sla: Mapping[str, Any], now: datetime) -> dict[str, datetime] | None:
+    """A reopened case's clock: its original first-response and resolution windows again,
+    counted from the reopening (None when the case has no clock to restart)."""
+    try:
+        start, first, resolution = (
+            _aware(sla[name]) for name in ("start", "first_response_due", "resolution_due")
+        )
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return {
+        "start": now,
+        "first_response_due": now + max(first - start, timedelta(0)),
+        "resolution_due": now + max(resolution - start, timedelta(0)),
+    }
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -16,6 +16,18 @@ lesson), written idempotently from that state.
 * ``lessons``, ``digests``, ``spike_buckets``, ``spikes``.
 
 Handlers publish through the outbox themselves and return no events to the scaffold.
+
+Reopened cases: followup reopens a resolved case (an unsatisfied survey answer, or a new
+public complaint in the watch window) and announces it on ``complaints.escalated`` (kinds
+``dissatisfied`` / ``reopened``, with a raised priority). Route queues the case again at
+that priority (at least P2), with a fresh SLA clock of the original lengths, for a senior
+handler (seniority as for P1). Continuity, decided: the previous assignee's supervisor
+is preferred when they take cases, then the usual order (others who handled the
+customer, skill, load); the previous assignee comes last (the customer rejected their
+resolution, but they know the case: better than leaving it waiting when no one else
+fits). The new ``CaseAssigned`` says why, and followup starts a new plan from it. A
+survey answer about a resolved case does not re-queue it through ``complaints.classified``:
+whether it reopens the case is followup's call.
 """
 
 from __future__ import annotations
@@ -36,11 +48,12 @@ from pymongo import IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from shared.events.catalogue import ASSIGNED, CATALOGUE, ESCALATED, LESSONS, SPIKES, EventSpec
+from shared.events.common import Channel
 from shared.events.directory import Person, PersonUpdated, PresenceChanged
 from shared.events.envelope import derived_id, utcnow
 from shared.events.lifecycle import CaseActivity, CaseResolved, LessonShared, SpikeAlert
 from shared.events.pipeline import Assignee, CaseAssigned, CaseEscalated, ComplaintClassified
-from shared.service import Incoming, Outgoing
+from shared.service import Incoming, Outgoing, Rejected
 from shared.store import Document, IndexSpec, Store
 
 from . import escalation, lessons, metrics, spikes
@@ -209,8 +222,9 @@ class Router:
         doc = await self._enqueue(event, incoming.event.id, now)
         if doc is None:
             return []
+        assigned = None
         if doc.get("state") == "waiting" and not await self._anyone_ahead(doc):
-            await self._assign(doc)
+            assigned = await self._assign(doc)
         elif doc.get("state") == "waiting":
             self.wake.set()  # others wait longer or matter more: the drain keeps the order
         doc = await self.store["queue"].find_one({"_id": event.case_id}) or doc
@@ -223,7 +237,10 @@ class Router:
                 )
                 or doc
             )
-        await self._flush("queue", doc)
+        # _assign's flush mirrored this very state a moment ago: mirroring it again would
+        # repeat the same idempotent case updates (bench: 3 of ~15 commands per complaint).
+        mirrored = assigned[0] if assigned is not None else None
+        await self._flush("queue", doc, mirror=not _same_mirror(doc, mirrored))
         return []
 
     async def on_directory(self, incoming: Incoming) -> list[Outgoing]:
@@ -277,19 +294,50 @@ class Router:
     async def on_resolved(self, incoming: Incoming) -> list[Outgoing]:
         event: CaseResolved = incoming.payload
         now = self.clock()
-        await self.store["queue"].update_one(
-            {"_id": event.case_id, "state": {"$ne": "closed"}},
+        queue = self.store["queue"]
+        resolved_at = _utc(event.resolved_at)
+        closed = await queue.update_one(
+            {
+                "_id": event.case_id,
+                "state": {"$ne": "closed"},
+                # Reopened after this resolution (the reopen reached route first): keep it.
+                "reopened_at": {"$not": {"$gt": resolved_at}},
+            },
             {
                 "$set": {"state": "closed", "closed_at": event.resolved_at, "lease_until": EPOCH},
                 "$unset": {"sla_next_at": ""},
             },
         )
-        # Free the capacity wherever the case is held (also repairs a claim a crash left).
-        async for holder in self.store["people"].find({"open_cases": event.case_id}, {"_id": 1}):
-            await self._release_claim(event.case_id, holder["_id"])
+        reopened_since = not closed.matched_count and await queue.find_one(
+            {"_id": event.case_id, "reopened_at": {"$gt": resolved_at}}, {"_id": 1}
+        )
+        if reopened_since:
+            log.info("case %s was reopened after this resolution; kept open", event.case_id)
+        else:
+            # Free the capacity wherever the case is held (also repairs a claim a crash left).
+            async for holder in self.store["people"].find(
+                {"open_cases": event.case_id}, {"_id": 1}
+            ):
+                await self._release_claim(event.case_id, holder["_id"])
         if event.lesson is not None:
             await self._share_lesson(event, incoming.event.id, now)
         self.wake.set()
+        return []
+
+    async def on_escalated(self, incoming: Incoming) -> list[Outgoing]:
+        """followup reopened a resolved case: queue it again, assign it when someone fits.
+
+        Only the reopen kinds; route's own escalations come back on this topic and are
+        ignored by kind (route never raises a reopen kind), so route cannot loop.
+        """
+        event: CaseEscalated = incoming.payload
+        if event.kind not in escalation.REOPEN_KINDS:
+            return []
+        doc = await self._reopen(event, incoming.event.id)
+        if doc.get("state") == "waiting" and not await self._anyone_ahead(doc):
+            await self._assign(doc)
+        elif doc.get("state") == "waiting":
+            self.wake.set()
         return []
 
     # -- assignment ---------------------------------------------------------------------
@@ -316,6 +364,22 @@ class Router:
             "region": event.region,
         }
         urgency = c.urgency.score
+        if (
+            doc is not None
+            and doc.get("state") not in ("waiting", "assigned")
+            and event.channel is Channel.SURVEY
+            and not event.case_is_new
+        ):
+            # A survey answer about a resolved case: whether it reopens the case is
+            # followup's call (complaints.escalated, kind dissatisfied), not a new entry.
+            return (
+                await queue.find_one_and_update(
+                    {"_id": case_id, "classified_events": {"$ne": event_id}},
+                    {"$addToSet": {"classified_events": event_id}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                or doc
+            )
         if doc is None or doc.get("state") not in ("waiting", "assigned"):
             # A new case, or a resolved one that came back: (re)start its queue entry.
             start = _utc(event.classified_at)
@@ -362,6 +426,12 @@ class Router:
             "$max": {"urgency": urgency},
         }
         if urgency > int(doc.get("urgency", 0)):
+            earlier = doc.get("req") or {}
+            if earlier.get("reopened"):  # still a reopened case, at its raised priority
+                request["reopened"] = earlier["reopened"]
+                request["priority"] = escalation.more_urgent(
+                    str(request["priority"]), earlier.get("priority")
+                )
             update["$set"] = {"req": request}
         return (
             await queue.find_one_and_update(
@@ -407,6 +477,8 @@ class Router:
 
     def _requirement(self, doc: Document, previous: tuple[str, ...] = ()) -> Requirement:
         req = doc["req"]
+        reopen = (doc.get("reopen") or {}) if req.get("reopened") else {}
+        before = reopen.get("previous_assignee")
         return Requirement(
             case_id=doc["_id"],
             category=req["category"],
@@ -417,6 +489,9 @@ class Router:
             legal_threat=bool(req.get("legal_threat")),
             safety_threat=bool(req.get("safety_threat")),
             previous_handlers=previous,
+            reopened=str(req.get("reopened") or ""),
+            preferred=tuple(reopen.get("prefer") or ()),
+            last_resort=frozenset([before] if before else []),
         )
 
     async def _assign(
@@ -683,6 +758,129 @@ class Router:
             metrics.escalations.labels(kind).inc()
             await self._flush("queue", doc)
         return doc
+
+    # -- reopened cases -----------------------------------------------------------------
+
+    async def _reopen(self, event: CaseEscalated, event_id: str) -> Document:
+        """Store the reopen once (guarded by the event id and the state it was decided on);
+        a redelivery finds it stored and only repeats the flush."""
+        queue = self.store["queue"]
+        for _ in range(5):
+            doc = await queue.find_one({"_id": event.case_id})
+            if doc is None or "req" not in doc:
+                raise Rejected("unknown_case", f"case {event.case_id} was never routed")
+            if event_id in doc.get("reopen_ids", []):
+                await self._flush("queue", doc)
+                return doc
+            update, release = await self._reopen_update(doc, event, event_id)
+            guard = {"state": doc.get("state"), "person_id": doc.get("person_id")}
+            stored = await queue.find_one_and_update(
+                {"_id": doc["_id"], "reopen_ids": {"$ne": event_id}, **guard},
+                update,
+                return_document=ReturnDocument.AFTER,
+            )
+            if stored is None:
+                continue  # assigned, resolved or reopened meanwhile: decide again
+            if release:
+                await self._release_claim(doc["_id"], release)
+            log.info(
+                "case %s reopened (%s): %s at %s",
+                doc["_id"],
+                event.kind,
+                stored.get("state"),
+                stored["req"]["priority"],
+            )
+            await self._flush("queue", stored)
+            return stored
+        raise RuntimeError(f"case {event.case_id} kept changing while being reopened")
+
+    async def _reopen_update(
+        self, doc: Document, event: CaseEscalated, event_id: str
+    ) -> tuple[dict[str, Any], str | None]:
+        """The update that reopens ``doc`` and whose claim it frees (if any).
+
+        Closed, or still held under the assignment whose resolution the customer rejected
+        (route has not seen that resolution yet): back to the queue. Waiting: the raised
+        priority and the seniority apply. Assigned again since the resolution (a new contact
+        got there first): kept when the assignee is senior enough, else re-queued.
+        """
+        now = self.clock()
+        case_id = doc["_id"]
+        state = doc.get("state")
+        holder = doc.get("person_id") if state == "assigned" else None
+        handled = doc.get("handled_by") or []
+        previous = holder or (handled[-1] if handled else None)
+        people = self.store["people"]
+        previous_doc = await people.find_one({"_id": previous}) if previous else None
+        requeue = state != "waiting"
+        if holder is not None:
+            case = await self.store["cases"].find_one({"_id": case_id}, {"stages": 1})
+            resolved_at = ((case or {}).get("stages") or {}).get("resolved_at")
+            assigned_at = (doc.get("assignment") or {}).get("assigned_at") or EPOCH
+            if isinstance(resolved_at, datetime) and _utc(assigned_at) > _utc(resolved_at):
+                seniority = int((previous_doc or {}).get("seniority") or 1)
+                requeue = seniority < self.settings.route_senior_min_seniority
+                handled = [p for p in handled if p != holder]
+                previous = handled[-1] if handled else holder
+                previous_doc = await people.find_one({"_id": previous})
+        req = dict(doc["req"])
+        priority = escalation.reopen_priority(
+            event.priority.value if event.priority else None, req.get("priority")
+        )
+        req.update(priority=priority, reopened=event.kind)
+        supervisor = (previous_doc or {}).get("supervisor_id") or event.to_person_id
+        reopen = {
+            "kind": event.kind,
+            "event_id": event_id,
+            "at": now,
+            "priority": priority,
+            "reason": event.reason[:300],
+            "previous_assignee": previous,
+            "prefer": [supervisor] if supervisor else [],
+        }
+        sets: dict[str, Any] = {
+            "req": req,
+            "reopen": reopen,
+            "reopened_at": _utc(event.escalated_at),
+        }
+        update: dict[str, Any] = {
+            "$set": sets,
+            "$max": {"urgency": escalation.PRIORITY_URGENCY[priority]},
+            "$addToSet": {"reopen_ids": event_id},
+            "$inc": {"rev": 1},
+        }
+        history = {
+            "action": "reopened",
+            "kind": event.kind,
+            "priority": priority,
+            "reason": reopen["reason"],
+            "at": now,
+        }
+        if not requeue:
+            update["$push"] = {"history": history}
+            return update, None
+        sets.update(
+            {
+                "state": "waiting",
+                "enqueued_at": now,
+                "lease_until": EPOCH,
+                "status_mirrored": "queued",  # the flush mirrors it
+            }
+        )
+        sla = escalation.restarted_sla(doc.get("sla") or {}, now)
+        if sla is not None:
+            warn_at = escalation.sla_warn_at(
+                now, sla["first_response_due"], self.settings.route_sla_warning_fraction
+            )
+            sets.update({"sla": {**sla, "warn_at": warn_at}, "sla_stage": "pending"})
+            sets["sla_next_at"] = warn_at
+        if holder is not None:
+            update["$unset"] = {"person_id": "", "assignment": ""}
+            released = {"action": "released", "person_id": holder, "at": now}
+            update["$push"] = {"history": {"$each": [released, history]}}
+        else:
+            update["$push"] = {"history": history}
+        return update, holder
 
     # -- escalation ---------------------------------------------------------------------
 
@@ -1055,41 +1253,47 @@ class Router:
         """
         cases = self.store["cases"]
         case_id = doc["_id"]
-        await cases.update_one(
-            {"_id": case_id},
-            {
-                "$addToSet": {
-                    "assignment_history": {"$each": doc.get("history", [])},
-                    "escalations": {"$each": doc.get("escalations", [])},
-                }
-            },
-            upsert=True,
-        )
+        history: dict[str, Any] = {
+            "$addToSet": {
+                "assignment_history": {"$each": doc.get("history", [])},
+                "escalations": {"$each": doc.get("escalations", [])},
+            }
+        }
         state, rev = doc.get("state"), int(doc.get("rev", 0))
         status = {"assigned": "assigned", "waiting": "queued"}.get(state or "")
         if status is None:
+            await cases.update_one({"_id": case_id}, history, upsert=True)
             return
-        update: dict[str, Any] = {"$set": {"route_rev": rev}}
+        # One update for the history and the rev-guarded fields (was two). When the case
+        # already mirrors a newer rev, skipping this history is safe: queue history and
+        # escalations are only ever pushed, so the newer state's lists hold these entries
+        # and its writer added them in the same atomic update that stored its rev.
+        update: dict[str, Any] = {**history, "$set": {"route_rev": rev}}
         if state == "assigned" and doc.get("assignment"):
             update["$set"]["assignment"] = doc["assignment"]
             update["$min"] = {"stages.assigned_at": doc["assignment"]["assigned_at"]}
         else:
             update["$unset"] = {"assignment": ""}
-        newer = await cases.update_one(
-            {"_id": case_id, "route_rev": {"$not": {"$gt": rev}}}, update
-        )
-        if newer.matched_count:
+        try:
+            newer = await cases.update_one(
+                {"_id": case_id, "route_rev": {"$not": {"$gt": rev}}}, update, upsert=True
+            )
+        except DuplicateKeyError:
+            return  # the case exists and mirrors a newer rev: nothing of ours to add
+        if newer.matched_count or newer.upserted_id is not None:
             await cases.update_one(
                 {"_id": case_id, "route_rev": rev, "status": {"$nin": FINAL_CASE_STATUSES}},
                 {"$set": {"status": status}},
             )
 
-    async def _flush(self, collection: str, doc: Mapping[str, Any] | None) -> None:
+    async def _flush(
+        self, collection: str, doc: Mapping[str, Any] | None, *, mirror: bool = True
+    ) -> None:
         """Mirror (queue), publish the stored events, then drop them from the outbox."""
         if not doc:
             return
         entries: Mapping[str, Any] = doc.get("outbox") or {}
-        if collection == "queue" and "req" in doc:
+        if mirror and collection == "queue" and "req" in doc:
             await self._project(doc)
         if not entries:
             return
@@ -1142,6 +1346,16 @@ class Router:
             waiting[teams.most_common(1)[0][0] if teams else "none"] += 1
         for team, n in waiting.items():
             metrics.queue_length.labels(team).set(n)
+
+
+_MIRRORED_FIELDS = ("rev", "state", "assignment", "history", "escalations")
+
+
+def _same_mirror(doc: Mapping[str, Any], mirrored: Mapping[str, Any] | None) -> bool:
+    """True when ``doc`` shows nothing ``_project`` would write beyond ``mirrored``."""
+    return mirrored is not None and all(
+        doc.get(name) == mirrored.get(name) for name in _MIRRORED_FIELDS
+    )
 
 
 def _ratio(person_doc: Mapping[str, Any]) -> float:

@@ -78,3 +78,14 @@ class Contact(EventModel):
         default=None, description="ce_id of the intake record, for end-to-end accounting."
     )
     url: str | None = Field(default=None, description="Public link, for posts and reviews.")
+    product: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Product the complaint is about, when the source carries it.",
+    )
+    region: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Customer's region or market as the source gives it (a country or state "
+        "code or name); else the country of the author's phone number.",
+    )

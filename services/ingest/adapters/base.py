@@ -288,6 +288,18 @@ def normalise_phone(value: str | None, region: str = "FI") -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def phone_country(e164: str | None) -> str | None:
+    """ISO 3166 alpha-2 country of an E.164 number (``+358...`` -> ``FI``), or None."""
+    if not e164:
+        return None
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    country = phonenumbers.region_code_for_number(number)
+    return country if country and country != "ZZ" else None
+
+
 def handle(platform: str, value: str | None, *, at: bool = True) -> str | None:
     """``platform:@name`` (or ``platform:id`` for numeric ids), lower-cased."""
     if not value:
@@ -345,6 +357,10 @@ def build_contact(
     fields["text"] = clean_text(fields.get("text"))
     if fields.get("subject"):
         fields["subject"] = clean_text(fields["subject"])[:500] or None
+    for name, limit in (("product", 200), ("region", 100)):
+        fields[name] = clean_text(fields.get(name))[:limit] or None
+    if fields["region"] is None and isinstance(fields.get("author"), Author):
+        fields["region"] = phone_country(fields["author"].phone)
     try:
         return Contact(
             contact_id=contact_id_for(source, external_id, raw),

@@ -13,6 +13,12 @@
   (``{"objectId"|"id", "properties": {...}}``);
 * CloudEvents 1.0 in structured mode (``specversion``, ``id``, ``source``, ``type``,
   ``data``), with the complaint's fields in ``data``.
+
+Product and region, where the record carries them: Salesforce's ``Product__c`` (the
+standard Case layout's product picklist) and a ``Region__c`` / ``Country__c`` field;
+HubSpot's ``product`` and ``region`` / ``country`` ticket properties; ``data.product`` and
+``data.region`` / ``data.country`` of a CloudEvent. Zendesk's ticket events carry no custom
+fields. Without a region, the contact falls back to the country of the author's phone.
 """
 
 from __future__ import annotations
@@ -100,6 +106,11 @@ def salesforce(raw: bytes, meta: IntakeMeta) -> Contact | None:
         html_to_text(str(get("Description") or get("Comments") or "")).strip(), "Description"
     )
     contact_ref = get("ContactId")
+
+    def string(name: str) -> str | None:
+        value = get(name)
+        return value if isinstance(value, str) else None
+
     return build_contact(
         raw,
         meta,
@@ -119,6 +130,8 @@ def salesforce(raw: bytes, meta: IntakeMeta) -> Contact | None:
         ),
         received_at=parse_time(created, "CreatedDate"),
         external_ids={"salesforce_case_number": str(get("CaseNumber") or "")},
+        product=string("Product"),
+        region=string("Region") or string("Country"),
     )
 
 
@@ -243,6 +256,8 @@ def hubspot(raw: bytes, meta: IntakeMeta) -> Contact | None:
         ),
         received_at=parse_time(created, "createdate"),
         thread=Thread(conversation_id=text_at(props, "hs_conversations_originating_thread_id")),
+        product=text_at(props, "product"),
+        region=first_text(props, ("region",), ("country",)),
     )
 
 
@@ -285,4 +300,6 @@ def cloudevents(raw: bytes, meta: IntakeMeta) -> Contact | None:
         received_at=parse_time(event.get("time"), "time"),
         url=text_at(data, "url"),
         thread=Thread(conversation_id=text_at(data, "conversation_id")),
+        product=text_at(data, "product"),
+        region=first_text(data, ("region",), ("country",)),
     )

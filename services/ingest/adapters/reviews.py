@@ -11,6 +11,10 @@
 * ConsumerAffairs: a review from its business feed (``id``, ``rating``, ``text``);
 * App stores: App Store Connect ``customerReviews`` resource and Google Play Developer
   API ``reviews`` resource (``comments[].userComment``).
+
+Region only where the review itself says it: the App Store's ``territory`` (ISO 3166
+alpha-3, e.g. ``FIN``). The other sites' review payloads name no product and no place (the
+business or app is the one whose reviews are fetched).
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ def _review(
     received: Any,
     subject: str | None = None,
     url: str | None = None,
+    region: str | None = None,
 ) -> Contact:
     if not text and rating is None:
         raise Rejected("missing_field", "review has neither text nor rating")
@@ -83,6 +88,7 @@ def _review(
         author=author(name=reviewer, handle=handle(platform, reviewer_id, at=False)),
         received_at=parse_time(received, "created"),
         url=url,
+        region=region,
     )
 
 
@@ -230,6 +236,7 @@ def app_store(raw: bytes, meta: IntakeMeta) -> Contact | None:
         reviewer=text_at(attributes, "reviewerNickname"),
         reviewer_id=None,
         received=attributes.get("createdDate"),
+        region=text_at(attributes, "territory"),
     )
 
 

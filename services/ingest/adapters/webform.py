@@ -2,7 +2,9 @@
 
 ``application/x-www-form-urlencoded`` (a plain HTML form) or JSON (form builders' webhooks:
 ``{"form_id", "submission_id", "submitted_at", "fields": {...}}`` or the fields at the top
-level). Field names vary between sites; the usual spellings are recognised.
+level). Field names vary between sites; the usual spellings are recognised, in any case:
+also a product field and a region, country or US state field (a CFPB-style complaint form
+posts ``Product`` and ``State``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ _SUBJECT = ("subject", "topic", "title", "your-subject")
 _NAME = ("name", "full_name", "your-name")
 _EMAIL = ("email", "e-mail", "your-email", "email_address")
 _PHONE = ("phone", "telephone", "tel", "phone_number", "mobile")
+_PRODUCT = ("product", "product_name", "your-product")
+_REGION = ("region", "country", "state", "your-country")
 
 
 def _fields(raw: bytes, meta: IntakeMeta) -> JsonObject:
@@ -47,7 +51,7 @@ def _fields(raw: bytes, meta: IntakeMeta) -> JsonObject:
         return {k.lower(): v for k, v in pairs}
     body = load_object(raw)
     fields = body.get("fields")
-    merged = dict(body)
+    merged = {str(k).lower(): v for k, v in body.items()}
     if isinstance(fields, dict):
         merged.update({str(k).lower(): v for k, v in fields.items()})
     elif isinstance(fields, list):  # [{"name"/"key"/"label", "value"}]
@@ -92,4 +96,6 @@ def adapt(raw: bytes, meta: IntakeMeta) -> Contact | None:
         ),
         external_ids={"order": order} if order else {},
         url=text_at(fields, "page_url"),
+        product=_pick(fields, _PRODUCT),
+        region=_pick(fields, _REGION),
     )

@@ -128,3 +128,36 @@ async def test_classifies_stores_and_rescores(settings: Settings, store: Store) 
         assert case["urgency_score"] == r.urgency.score  # type: ignore[index]
     body = orjson.loads(records[-1].value)
     assert body["classification"]["urgency"]["contributions"]
+
+
+async def test_product_and_region_flow_from_the_source_to_route(
+    settings: Settings, store: Store
+) -> None:
+    """A CFPB-style web form's Product and State reach ComplaintClassified and the case;
+    a later contact that names neither keeps the case's."""
+    from services.ingest.adapters import adapter_for
+    from tests.unit.ingest.fixtures import CHANNEL_FIXTURES, fixture, meta
+
+    source, content_type = CHANNEL_FIXTURES["webform_cfpb.json"]
+    contact = adapter_for(source)(fixture("webform_cfpb.json"), meta(source, content_type))
+    assert contact is not None
+    await store["cases"].insert_one(
+        {"_id": "case-1", "customer_id": "cust-1", "opened_at": OPENED, "status": "open"}
+    )
+    first = received(1, "placeholder").model_copy(update={"contact": contact})
+    second = received(2, "Still no answer about the double charge.")
+    assert second.contact.product is None and second.contact.region is None
+    service = build_service(settings)
+    async with running(service):
+        await publish(settings, first, "ev-1")
+        await publish(settings, first, "ev-1")  # redelivered: rebuilt with the same fields
+        await publish(settings, second, "ev-2")
+        records = await consume_all(settings, catalogue.CLASSIFIED.topic, expect=3)
+        events = [decode(r)[1] for r in records]
+        assert [(e.contact_id, e.product, e.region) for e in events] == [
+            (contact.contact_id, "Credit card", "CA"),
+            (contact.contact_id, "Credit card", "CA"),
+            ("contact-2", "Credit card", "CA"),  # from the case
+        ]
+        case = await store["cases"].find_one({"_id": "case-1"})
+        assert case is not None and (case["product"], case["region"]) == ("Credit card", "CA")

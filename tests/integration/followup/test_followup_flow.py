@@ -274,10 +274,21 @@ async def test_measures_per_case_and_per_team_and_channel(
             assigned("m-1", "cu-8", resolution_in=NEVER_S, team="care"),
             assigned("m-2", "cu-9", resolution_in=NEVER_S, team="care", channel="survey"),
         )
+        # Topics are ordered only within themselves: let each step land before the next,
+        # as a CRM's first response and resolution come long after the assignment.
+        for case_id in ("m-1", "m-2"):
+            await wait_for(
+                lambda c=case_id: _case(
+                    service, c, **{"stages.followup_scheduled_at": {"$exists": True}}
+                )
+            )
         await send(
             service,
             ACTIVITY,
             CaseActivity(case_id="m-1", kind="first_response", at=opened + timedelta(minutes=2)),
+        )
+        await wait_for(
+            lambda: _case(service, "m-1", **{"stages.first_response_at": {"$exists": True}})
         )
         await send(service, RESOLVED, CaseResolved(case_id="m-1", resolved_at=now()))
         doc = await wait_for(lambda: _case(service, "m-1", **{"measures.resolved": True}))

@@ -108,6 +108,7 @@ async def test_every_channel_fixture_through_the_running_service(settings: Inges
             assert got.public == expected.public and got.reach == expected.reach, name
             assert got.attachments == expected.attachments, name
             assert got.thread == expected.thread, name
+            assert (got.product, got.region) == (expected.product, expected.region), name
             assert got.raw_ref is not None and got.raw_ref.topic.endswith("complaints.intake")
             assert got.language != "und" and got.language_confidence > 0.5, name
             case = await service.store["cases"].find_one({"_id": event.case_id})

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.classify.handlers import _tightest, context_for, count_broken_promises
+from services.classify.handlers import (
+    _tightest,
+    context_for,
+    count_broken_promises,
+    product_and_region,
+)
+from shared.events.common import Channel
 from shared.events.complaint import Contact
 from shared.events.pipeline import ComplaintReceived, SlaClock
 
@@ -65,3 +71,30 @@ def test_deadlines_never_loosen() -> None:
     merged = _tightest(early.model_dump(), late)
     assert merged.first_response_due == NOW and merged.resolution_due == NOW - timedelta(hours=1)
     assert _tightest(None, late) == late
+
+
+def test_product_and_region_from_the_contact_else_the_case() -> None:
+    def event(product: str | None, region: str | None) -> ComplaintReceived:
+        contact = Contact(
+            contact_id="c1",
+            source="webform",
+            channel=Channel.WEB,
+            text="double charge",
+            received_at=NOW,
+            product=product,
+            region=region,
+        )
+        return ComplaintReceived(
+            case_id="k",
+            customer_id="u",
+            contact=contact,
+            case_is_new=False,
+            contact_count=2,
+            repeat_contacts=1,
+            case_opened_at=NOW,
+        )
+
+    case = {"product": "Credit card", "region": "CA"}
+    assert product_and_region(event(None, None), case) == ("Credit card", "CA")
+    assert product_and_region(event("Mortgage", None), case) == ("Mortgage", "CA")
+    assert product_and_region(event(None, "FI"), {}) == (None, "FI")

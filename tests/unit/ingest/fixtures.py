@@ -19,6 +19,7 @@ CHANNEL_FIXTURES: dict[str, tuple[str, str]] = {
     "chatbot_transcript.json": ("chatbot", "application/json"),
     "webform_urlencoded.txt": ("webform", "application/x-www-form-urlencoded"),
     "webform_ticket.json": ("webform", "application/json"),
+    "webform_cfpb.json": ("webform", "application/json"),
     "twitter_v2_tweet.json": ("twitter", "application/json"),
     "twitter_dm_event.json": ("twitter", "application/json"),
     "facebook_page_comment.json": ("facebook", "application/json"),

@@ -197,3 +197,35 @@ def test_split_batch() -> None:
     assert len(parts) == 2
     assert adapter_for("facebook")(parts[0], meta("facebook")) is None
     assert adapter_for("facebook")(parts[1], meta("facebook")) is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "product", "region"),
+    [
+        ("salesforce_platform_event.json", "WM-800 washer", "GB-LND"),  # Product__c, Region__c
+        ("salesforce_case_cdc.json", None, "ID"),  # no region field: the phone's country
+        ("hubspot_ticket_object.json", "Aurora desk lamp", "IE"),  # product, country
+        ("webform_cfpb.json", "Credit card", "CA"),  # CFPB-style Product and State
+        ("webform_urlencoded.txt", None, "ES"),  # +34 phone
+        ("app_store_review.json", None, "FIN"),  # territory
+        ("phone_call_record.json", None, "FI"),
+        ("email_multipart.eml", None, None),  # an email says neither
+        ("yelp_review.json", None, None),
+    ],
+)
+def test_product_and_region_only_where_the_payload_carries_them(
+    name: str, product: str | None, region: str | None
+) -> None:
+    contact = adapt(name)
+    assert (contact.product, contact.region) == (product, region)
+
+
+def test_region_from_the_phone_only_as_a_fallback() -> None:
+    from services.ingest.adapters.base import phone_country
+
+    assert phone_country("+358401234567") == "FI"
+    assert phone_country("+12025550123") == "US"
+    assert phone_country(None) is None and phone_country("not a number") is None
+    raw = b"message=Broken&phone=%2B4915112345678&country=AT&submission_id=x1"
+    contact = adapter_for("webform")(raw, meta("webform", "application/x-www-form-urlencoded"))
+    assert contact is not None and contact.region == "AT"  # the form's own field wins

@@ -141,3 +141,35 @@ def test_round_robin_among_equals() -> None:
 
 def test_nobody_fits() -> None:
     assert rank([person("a", languages=["de"])], need(language="fa"), NOW, 3) == []
+
+
+def test_reopened_case_needs_a_senior_whatever_its_priority() -> None:
+    req = need(priority="P2", reopened="dissatisfied")
+    assert ineligibility(person("junior", seniority=2), req, NOW, 3) == "seniority 2 < 3"
+    assert ineligibility(person("senior", seniority=3), req, NOW, 3) is None
+    assert req.senior_reason() == "reopened"
+
+
+def test_reopened_case_prefers_the_supervisor_and_tries_the_previous_assignee_last() -> None:
+    people = [
+        person("before", seniority=4, skills={"delivery": 5}),
+        person("expert", seniority=4, skills={"delivery": 5}, load=2),
+        person("boss", seniority=5, skills={"delivery": 1}, roles=["agent", "supervisor"]),
+    ]
+    req = need(
+        priority="P2",
+        reopened="dissatisfied",
+        previous_handlers=("before",),
+        preferred=("boss",),
+        last_resort=frozenset({"before"}),
+    )
+    ranked = rank(people, req, NOW, 3)
+    assert [c.person.person_id for c in ranked] == ["boss", "expert", "before"]
+    assert ranked[0].reasons[0] == (
+        "case reopened (dissatisfied): routed again at P2 to a senior handler"
+    )
+    assert "supervisor of the previous assignee" in ranked[0].reasons
+    assert "previous assignee: no one else fits now" in ranked[2].reasons
+    # The previous assignee takes it back only when no one else fits.
+    ranked = rank([people[0]], req, NOW, 3)
+    assert [c.person.person_id for c in ranked] == ["before"] and ranked[0].continuity

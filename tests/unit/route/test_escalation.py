@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from services.route import escalation
 from services.route.escalation import (
     choose_target,
     flag_escalations,
@@ -60,3 +61,35 @@ def test_sla_actions() -> None:
     assert sla_action("pending", "waiting", None, NOW).action == "alert_supervisor"
     breach = sla_action("warned", "assigned", here, NOW)
     assert (breach.kind, breach.to_role) == ("sla_breach", "supervisor")
+
+
+def test_reopen_priority_is_raised_and_at_least_p2() -> None:
+    assert escalation.reopen_priority("P2", "P3") == "P2"  # followup's raised priority
+    assert escalation.reopen_priority("P1", "P2") == "P1"
+    assert escalation.reopen_priority(None, "P3") == "P2"  # one step up without a hint
+    assert escalation.reopen_priority(None, "P4") == "P2"  # ... never below P2
+    assert escalation.reopen_priority("P3", "P4") == "P2"
+    assert escalation.reopen_priority("P2", "P1") == "P1"  # never below what it had
+    assert escalation.more_urgent("P3", None) == "P3"
+
+
+def test_reopen_kinds_are_not_routes_own() -> None:
+    own = {*escalation.FLAG_ROUTES, "sla_warning", "sla_breach", "handback"}
+    assert {"dissatisfied", "reopened"} == escalation.REOPEN_KINDS
+    assert not own & escalation.REOPEN_KINDS
+
+
+def test_reopened_sla_restarts_the_original_windows() -> None:
+    start = datetime(2025, 1, 15, 8, 0, tzinfo=UTC)
+    sla = {
+        "start": start.replace(tzinfo=None),  # as a naive BSON date may come back
+        "first_response_due": start + timedelta(hours=2),
+        "resolution_due": start + timedelta(days=1),
+    }
+    now = start + timedelta(days=3)
+    assert escalation.restarted_sla(sla, now) == {
+        "start": now,
+        "first_response_due": now + timedelta(hours=2),
+        "resolution_due": now + timedelta(days=1),
+    }
+    assert escalation.restarted_sla({}, now) is None
