@@ -96,6 +96,31 @@ async def test_email_complaint_becomes_a_scored_assigned_case_with_followup(
     assert assignment["person_id"] and assignment["reasons"]
     assert case["stages"]["assigned_at"] <= case["stages"]["followup_scheduled_at"]
 
+    # "What happened to this complaint?" answered from the case that went through all four.
+    env = service_env(settings)
+    by_email = subprocess.run(
+        [sys.executable, "-m", "cli.main", "case", "aino.virtanen@example.fi", "--json"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert by_email.returncode == 0, by_email.stderr.decode()
+    assert json.loads(by_email.stdout)["_id"] == case["_id"]
+    view = subprocess.run(
+        [sys.executable, "-m", "cli.main", "case", case["_id"]],
+        cwd=REPO_ROOT,
+        env={**env, "COLUMNS": "160"},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert view.returncode == 0, view.stderr.decode()
+    text = view.stdout.decode()
+    assert assignment["name"] in text and "legal" in text.lower()
+    assert classification["urgency"]["contributions"][0]["signal"] in text
+
 
 async def test_amends_run_accounts_for_every_input(servers_up: None) -> None:
     settings = isolated_settings()
