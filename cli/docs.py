@@ -8,7 +8,7 @@ import importlib
 import inspect
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
@@ -102,13 +102,15 @@ SECTIONS = {"settings": settings_table, "catalogue": catalogue_table, "examples"
 
 def render(readme: str) -> str:
     for name, make in SECTIONS.items():
-        pattern = re.compile(
-            rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", flags=re.DOTALL
-        )
+        pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", flags=re.DOTALL)
         if not pattern.search(readme):
             raise SystemExit(f"README.md lacks the markers <!-- BEGIN {name} --> / END")
-        readme = pattern.sub(lambda m, text=make(): m.group(1) + text + "\n" + m.group(2), readme)
+        readme = pattern.sub(_replacement(make()), readme)
     return readme
+
+
+def _replacement(text: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: match.group(1) + text + "\n" + match.group(2)
 
 
 def main(check: bool = False) -> int:

@@ -2,7 +2,7 @@
 """End-to-end smoke test of the local broker with aiokafka (see deploy/local/KAFKA.md).
 
     python deploy/local/kafka_smoke.py run    --topic T --group G --count 1000
-    python deploy/local/kafka_smoke.py verify --topic T --group G --count 1000   # e.g. after a restart
+    python deploy/local/kafka_smoke.py verify --topic T --group G --count 1000  # after a restart
 
 `run`: creates T (admin), produces --count records with an idempotent producer (acks=all),
 consumes them in consumer group G with manual commit, checks the committed offsets, checks a
@@ -41,8 +41,9 @@ async def count_records(bootstrap: str, topic: str, isolation: str = "read_uncom
         await admin.close()
     tps = [TopicPartition(topic, p["partition"]) for p in desc[0]["partitions"]]
     assert tps, f"topic {topic} not found: {desc}"
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                         isolation_level=isolation)
+    c = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation
+    )
     await c.start()
     try:
         c.assign(tps)
@@ -76,8 +77,9 @@ async def run(a: argparse.Namespace) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=b)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(a.topic, num_partitions=a.partitions,
-                                            replication_factor=1)])
+        await admin.create_topics(
+            [NewTopic(a.topic, num_partitions=a.partitions, replication_factor=1)]
+        )
         desc = await admin.describe_topics([a.topic])
         assert len(desc[0]["partitions"]) == a.partitions, desc
         ok(f"admin create_topics/describe_topics {a.topic} ({a.partitions} partitions)")
@@ -86,15 +88,25 @@ async def run(a: argparse.Namespace) -> None:
 
     # Idempotent producer, many small records.
     t0 = time.monotonic()
-    prod = AIOKafkaProducer(bootstrap_servers=b, enable_idempotence=True, acks="all",
-                            linger_ms=5, max_batch_size=64 * 1024)
+    prod = AIOKafkaProducer(
+        bootstrap_servers=b,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=64 * 1024,
+    )
     await prod.start()
     try:
         futs = []
         for i in range(a.count):
-            futs.append(await prod.send(a.topic, key=str(i % 97).encode(),
-                                        value=f"complaint-{i:07d}".encode(),
-                                        headers=[("h", b"1")]))
+            futs.append(
+                await prod.send(
+                    a.topic,
+                    key=str(i % 97).encode(),
+                    value=f"complaint-{i:07d}".encode(),
+                    headers=[("h", b"1")],
+                )
+            )
             if len(futs) >= 5000:
                 await asyncio.gather(*futs)
                 futs.clear()
@@ -106,9 +118,14 @@ async def run(a: argparse.Namespace) -> None:
 
     # Consumer group with manual commit.
     t0 = time.monotonic()
-    cons = AIOKafkaConsumer(a.topic, bootstrap_servers=b, group_id=a.group,
-                            enable_auto_commit=False, auto_offset_reset="earliest",
-                            max_poll_records=5000)
+    cons = AIOKafkaConsumer(
+        a.topic,
+        bootstrap_servers=b,
+        group_id=a.group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=5000,
+    )
     await cons.start()
     seen = 0
     try:
@@ -123,15 +140,22 @@ async def run(a: argparse.Namespace) -> None:
     finally:
         await cons.stop()
     assert seen == a.count, f"consumed {seen} of {a.count}"
-    ok(f"group {a.group} consumed {seen} records with manual commit in "
-       f"{time.monotonic() - t0:.1f}s")
+    ok(
+        f"group {a.group} consumed {seen} records with manual commit in "
+        f"{time.monotonic() - t0:.1f}s"
+    )
     total = await committed_total(b, a.group, a.topic)
     assert total == a.count, f"committed offsets sum {total} != {a.count}"
     ok(f"committed offsets of {a.group} sum to {total}")
 
     # A new member of the same group resumes at the committed offsets: nothing left.
-    cons = AIOKafkaConsumer(a.topic, bootstrap_servers=b, group_id=a.group,
-                            enable_auto_commit=False, auto_offset_reset="earliest")
+    cons = AIOKafkaConsumer(
+        a.topic,
+        bootstrap_servers=b,
+        group_id=a.group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await cons.start()
     try:
         extra = 0
@@ -173,8 +197,12 @@ async def run(a: argparse.Namespace) -> None:
 
     # Compression codecs that the client has libraries for.
     codecs = ["gzip"]
-    for mod, codec in (("lz4", "lz4"), ("cramjam", "snappy"), ("cramjam", "zstd"),
-                       ("zstandard", "zstd")):
+    for mod, codec in (
+        ("lz4", "lz4"),
+        ("cramjam", "snappy"),
+        ("cramjam", "zstd"),
+        ("zstandard", "zstd"),
+    ):
         try:
             __import__(mod)
         except ImportError:
@@ -206,17 +234,24 @@ async def verify(a: argparse.Namespace) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("mode", choices=["run", "verify"])
-    ap.add_argument("--bootstrap", default=os.environ.get(
-        "KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"))
+    ap.add_argument(
+        "--bootstrap",
+        default=os.environ.get(
+            "KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
+        ),
+    )
     ap.add_argument("--topic", default=f"smoke-{uuid.uuid4().hex[:8]}")
     ap.add_argument("--group", default="smoke-group")
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--partitions", type=int, default=4)
     a = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     print(f"topic={a.topic} group={a.group} count={a.count} bootstrap={a.bootstrap}")
     try:
         asyncio.run(run(a) if a.mode == "run" else verify(a))

@@ -37,10 +37,9 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     # A zombie (exited, not yet reaped) still answers kill(0).
-    with contextlib.suppress(OSError):
-        with open(f"/proc/{pid}/stat") as fh:
-            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as fh:
+        if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
     return True
 
 
@@ -64,7 +63,9 @@ async def _describe(bootstrap: str, attempt_timeout: float) -> dict:
 async def _roundtrip(bootstrap: str, attempt_timeout: float) -> None:
     payload = uuid.uuid4().hex.encode()
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
         request_timeout_ms=int(attempt_timeout * 1000),
     )
     await asyncio.wait_for(producer.start(), attempt_timeout)
@@ -93,8 +94,9 @@ async def _roundtrip(bootstrap: str, attempt_timeout: float) -> None:
 
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS",
-                                                          "127.0.0.1:9092"))
+    ap.add_argument(
+        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
     ap.add_argument("--timeout", type=float, default=90.0, help="overall seconds (default 90)")
     ap.add_argument("--interval", type=float, default=0.5, help="seconds between attempts")
     ap.add_argument("--pid", type=int, default=0, help="give up early if this pid exits")
@@ -120,20 +122,26 @@ async def main() -> int:
             if args.produce:
                 await _roundtrip(args.bootstrap, max(attempt_timeout, 10.0))
             if not args.quiet:
-                brokers = ",".join(f"{b['node_id']}@{b['host']}:{b['port']}"
-                                   for b in info["brokers"])
-                print(f"wait_kafka: ready after {time.monotonic() - start:.1f}s "
-                      f"cluster_id={info.get('cluster_id')} controller={info.get('controller_id')} "
-                      f"brokers={brokers}{' produce+consume ok' if args.produce else ''}")
+                brokers = ",".join(
+                    f"{b['node_id']}@{b['host']}:{b['port']}" for b in info["brokers"]
+                )
+                print(
+                    f"wait_kafka: ready after {time.monotonic() - start:.1f}s "
+                    f"cluster_id={info.get('cluster_id')} controller={info.get('controller_id')} "
+                    f"brokers={brokers}{' produce+consume ok' if args.produce else ''}"
+                )
             return 0
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+        except Exception as exc:
             last_err = exc
         if args.once or time.monotonic() + args.interval >= deadline:
             break
         await asyncio.sleep(args.interval)
     if not args.quiet:
-        print(f"wait_kafka: not ready at {args.bootstrap} after {time.monotonic() - start:.1f}s: "
-              f"{type(last_err).__name__}: {last_err}", file=sys.stderr)
+        print(
+            f"wait_kafka: not ready at {args.bootstrap} after {time.monotonic() - start:.1f}s: "
+            f"{type(last_err).__name__}: {last_err}",
+            file=sys.stderr,
+        )
     return 1
 
 

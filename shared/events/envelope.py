@@ -8,6 +8,7 @@ partition.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ class CloudEvent:
             headers[f"ce_{name}"] = value
         return headers
 
-    def model(self, schema: type[EventT]) -> EventT:
+    def model(self, schema: builtins.type[EventT]) -> EventT:  # `type` is a field here
         try:
             return schema.model_validate_json(self.data)
         except ValidationError as exc:

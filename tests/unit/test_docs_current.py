@@ -26,10 +26,17 @@ def test_every_setting_and_topic_is_in_the_readme() -> None:
 def test_readme_has_the_sections_a_platform_team_needs() -> None:
     readme = docs.README.read_text()
     for heading in (
-        "## Quick start", "## Configuration reference", "## Event catalogue",
-        "## Connecting a CRM", "### Worked example: Zendesk", "### Worked example: Salesforce",
-        "## Operations runbook", "## Deploy on Kubernetes", "## Measured results",
-        "## Delivery guarantees", "## Security",
+        "## Quick start",
+        "## Configuration reference",
+        "## Event catalogue",
+        "## Connecting a CRM",
+        "### Worked example: Zendesk",
+        "### Worked example: Salesforce",
+        "## Operations runbook",
+        "## Deploy on Kubernetes",
+        "## Measured results",
+        "## Delivery guarantees",
+        "## Security",
     ):
         assert heading in readme, heading
     assert "make run" in readme and "make test" in readme
