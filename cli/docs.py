@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -50,7 +51,19 @@ def _default(value: object) -> str:
     return text if len(text) < 60 else text[:57] + "..."
 
 
+# Defaults that read these variables (local ports) are documented as they are unset.
+_PORT_VARIABLES = ("KAFKA_PORT", "MONGO_PORT")
+
+
 def settings_table() -> str:
+    saved = {name: os.environ.pop(name) for name in _PORT_VARIABLES if name in os.environ}
+    try:
+        return _settings_table()
+    finally:
+        os.environ.update(saved)
+
+
+def _settings_table() -> str:
     rows = ["| scope | environment variable | default | meaning |", "|---|---|---|---|"]
     for scope, cls in settings_classes():
         for field_name, field in cls.model_fields.items():
