@@ -155,6 +155,33 @@ async def _raw_body(message: Any) -> Any:
     return message.body
 
 
+async def _lenient_parser(records: Any, original_parser: Callable[[Any], Awaitable[Any]]) -> Any:
+    # FastStream's batch parser decodes every header as UTF-8 and fails the whole batch
+    # on one that is not: the batch is NACKed, redelivered, fails again -- a poison pill
+    # that stalls the partition for good. Parse a copy whose headers are made decodable,
+    # and hand the handler the original records, so the scaffold dead-letters the bad one
+    # (reason ``invalid_header``) with its original bytes.
+    try:
+        return await original_parser(records)
+    except UnicodeDecodeError:
+        import dataclasses
+
+        batch = records if isinstance(records, tuple) else (records,)
+        readable = tuple(
+            dataclasses.replace(
+                r,
+                headers=[
+                    (k, v.decode("utf-8", "replace").encode() if isinstance(v, bytes) else v)
+                    for k, v in (r.headers or [])
+                ],
+            )
+            for r in batch
+        )
+        message = await original_parser(readable if isinstance(records, tuple) else readable[0])
+        message.raw_message = records
+        return message
+
+
 _PROMETHEUS: KafkaPrometheusMiddleware | None = None
 
 
@@ -220,6 +247,7 @@ class Service:
             batch_timeout_ms=self.settings.batch_timeout_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            parser=_lenient_parser,
             decoder=_raw_body,
             title=f"{self.name}:consumer",
             description="Consumes: "
@@ -423,19 +451,27 @@ class Service:
             log.warning("dead letter recorded in Kafka only; database unreachable")
 
     def _record_lag(self, topic: str, partition: int, last_record: Any) -> None:
-        consumer = None
-        for sub in self.broker.subscribers:
-            consumer = getattr(sub, "consumer", None)
-            if consumer is not None and any(
-                tp.topic == last_record.topic and tp.partition == partition
-                for tp in consumer.assignment()
-            ):
-                break
-        if consumer is None:
-            return
+        # Best effort, after the batch was handled and published: a partition revoked by
+        # a rebalance meanwhile has no high-water mark, and a metric must never turn a
+        # handled batch into a NACKed (redelivered) one.
         from aiokafka import TopicPartition
 
-        highwater = consumer.highwater(TopicPartition(last_record.topic, partition))
+        wanted = TopicPartition(last_record.topic, partition)
+        consumer = None
+        for sub in self.broker.subscribers:
+            candidate = getattr(sub, "consumer", None)
+            try:
+                if candidate is not None and wanted in candidate.assignment():
+                    consumer = candidate
+                    break
+            except Exception:
+                continue
+        if consumer is None:
+            return
+        try:
+            highwater = consumer.highwater(wanted)
+        except Exception:  # AssertionError: "Partition is not assigned" (revoked)
+            return
         if highwater is not None:
             metrics.consumer_lag.labels(self.name, topic, str(partition)).set(
                 max(0, highwater - last_record.offset - 1)

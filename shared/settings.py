@@ -4,15 +4,27 @@ Every setting has the prefix ``AMENDS_`` (``AMENDS_MONGODB_DATABASE``...). The t
 connection URLs also accept the conventional un-prefixed names
 ``KAFKA_BOOTSTRAP_SERVERS`` and ``MONGODB_URL`` so that platform tooling can point
 amends at external servers without knowing our prefix.
+
+Secrets (passwords, connection strings with credentials, webhook secrets) can also come
+from files: with ``AMENDS_SECRETS_DIR=/run/secrets/amends`` each setting may be a file of
+that directory named like its variable (``amends_kafka_sasl_password``, ``mongodb_url``,
+``amends_webhook_secrets``...), as Kubernetes and Docker mount secrets. The environment
+wins over a file; nothing secret is ever read from the repository.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,7 +35,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AMENDS_", extra="ignore", populate_by_name=True)
 
     kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092",
+        # The local broker's port (deploy/local/kafka.sh honours KAFKA_PORT too).
+        default_factory=lambda: f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "AMENDS_KAFKA_BOOTSTRAP_SERVERS"),
         description="Kafka bootstrap servers, comma separated.",
     )
@@ -35,7 +48,10 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
     kafka_ssl_cafile: str | None = Field(default=None, description="CA bundle for Kafka TLS.")
     mongodb_url: SecretStr = Field(
-        default=SecretStr("mongodb://127.0.0.1:27017/?retryWrites=false"),
+        # The local server's port (deploy/local/mongo.sh honours MONGO_PORT too).
+        default_factory=lambda: SecretStr(
+            f"mongodb://127.0.0.1:{os.environ.get('MONGO_PORT', '27017')}/?retryWrites=false"
+        ),
         validation_alias=AliasChoices("MONGODB_URL", "AMENDS_MONGODB_URL"),
         description="MongoDB connection string (may carry credentials and tls=true).",
     )
@@ -72,6 +88,22 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Python log level.")
     log_json: bool = Field(default=True, description="Structured JSON logs on stderr.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Read AMENDS_SECRETS_DIR when the settings are built (not at import), so a process
+        # and its tests can point at mounted secret files.
+        secrets_dir = os.environ.get("AMENDS_SECRETS_DIR")
+        if secrets_dir and Path(secrets_dir).is_dir():
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -17,6 +17,15 @@ Signatures:
 * twitter: ``X-Twitter-Webhooks-Signature`` = "sha256=" + base64(HMAC-SHA256(secret, body));
 * every other source: ``X-Amends-Signature`` = "sha256=" + hex(HMAC-SHA256(secret,
   timestamp + "." + body)) with ``X-Amends-Timestamp`` (Unix seconds).
+
+A source without a signing secret may be given a bearer token instead
+(``AMENDS_INTAKE_BEARER_TOKENS``, JSON ``{"source": "token"}``): ``Authorization: Bearer
+<token>``. Replays: a signed timestamp older than ``signature_tolerance_seconds`` is
+refused (401), and a signature already accepted within that window is refused (409
+``replayed``; not published again). Rate limit: a token bucket per source and client
+address (``AMENDS_INTAKE_RATE_PER_SECOND``, ``AMENDS_INTAKE_RATE_BURST``) answers 429 with
+``Retry-After`` when exceeded. Both are per replica (in memory); a replay that reaches
+another replica is still recognised downstream: its event id derives from the body.
 """
 
 from __future__ import annotations
@@ -50,6 +59,54 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 class SignatureError(Exception):
     pass
+
+
+class TokenBucket:
+    """Requests per second with a burst, per key (source and client address)."""
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 10_000) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """0 when allowed; else the seconds to wait before the next request."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+        if key not in self._buckets and len(self._buckets) >= self.max_keys:
+            self._buckets.pop(next(iter(self._buckets)))  # forget the oldest client
+        self._buckets[key] = (tokens - 1, now)
+        return 0.0
+
+
+class ReplayCache:
+    """Signatures accepted within the tolerance window: the same one again is a replay."""
+
+    def __init__(self, window: float, max_entries: int) -> None:
+        self.window = window
+        self.max_entries = max_entries
+        self._seen: dict[str, float] = {}  # insertion-ordered: oldest first
+
+    def seen(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        expires = self._seen.get(key)
+        return expires is not None and expires > now
+
+    def remember(self, key: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        while self._seen:
+            oldest, expires = next(iter(self._seen.items()))
+            if expires > now and len(self._seen) < self.max_entries:
+                break
+            del self._seen[oldest]
+        self._seen[key] = now + self.window
 
 
 def _hmac(secret: bytes, message: bytes) -> bytes:
@@ -123,19 +180,32 @@ def sign_generic(secret: bytes, body: bytes, timestamp: int | None = None) -> di
 class IntakeEndpoint:
     """ASGI app for ``POST /intake/<source>``."""
 
-    def __init__(self, service: Service, settings: IngestSettings, source: str) -> None:
+    def __init__(
+        self,
+        service: Service,
+        settings: IngestSettings,
+        source: str,
+    ) -> None:
         self.service = service
         self.settings = settings
         self.source = source
+        self.limiter = TokenBucket(settings.intake_rate_per_second, settings.intake_rate_burst)
+        self.replays = ReplayCache(
+            2 * settings.signature_tolerance_seconds, settings.intake_replay_cache_size
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, body = await self._handle(scope, receive)
         metrics.intake_http_requests.labels(self.source, str(status)).inc()
+        response_headers = [(b"content-type", b"application/json")]
+        if status == 429:
+            retry_after = max(1, int(float(body.get("retry_after_seconds", 1)) + 0.999))
+            response_headers.append((b"retry-after", str(retry_after).encode()))
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"application/json")],
+                "headers": response_headers,
             }
         )
         await send({"type": "http.response.body", "body": orjson.dumps(body)})
@@ -146,6 +216,10 @@ class IntakeEndpoint:
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
         }
+        client = (scope.get("client") or ("unknown", 0))[0]
+        wait = self.limiter.take(f"{self.source}|{client}")
+        if wait > 0:
+            return 429, {"error": "rate_limited", "retry_after_seconds": round(wait, 3)}
         limit = self.settings.max_payload_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -160,6 +234,8 @@ class IntakeEndpoint:
             )
             return 413, {"error": "oversized", "limit_bytes": limit}
         secret = self.settings.webhook_secrets.get(self.source)
+        token = self.settings.intake_bearer_tokens.get(self.source)
+        replay_key = ""
         if secret is not None:
             try:
                 verify_signature(
@@ -174,6 +250,17 @@ class IntakeEndpoint:
             except SignatureError as exc:
                 await self._dead_letter(body, headers, "invalid_signature", str(exc))
                 return 401, {"error": "invalid_signature", "detail": str(exc)}
+            replay_key = _signature_of(self.source, headers)
+            if self.replays.seen(replay_key):
+                return 409, {"error": "replayed", "detail": "this signature was already used"}
+        elif token is not None:
+            offered = headers.get("authorization", "")
+            scheme, _, value = offered.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                value.strip().encode(), token.get_secret_value().encode()
+            ):
+                await self._dead_letter(body, headers, "invalid_token", "missing or wrong token")
+                return 401, {"error": "invalid_token", "detail": "bearer token required"}
         elif not self.settings.webhook_allow_unsigned:
             await self._dead_letter(
                 body, headers, "invalid_signature", f"no secret configured for {self.source}"
@@ -205,6 +292,9 @@ class IntakeEndpoint:
         except Exception as exc:  # Kafka unreachable: the platform retries later
             log.warning("intake from %s not stored in Kafka: %r", self.source, exc)
             return 503, {"error": "unavailable", "detail": "try again later"}
+        if replay_key:
+            # Remembered only once stored: a retry after a 503 is not a replay.
+            self.replays.remember(replay_key)
         return 202, {"accepted": len(parts), "ids": ids}
 
     def _url(self, scope: Scope, headers: Mapping[str, str]) -> str:
@@ -259,6 +349,23 @@ class IntakeEndpoint:
         from shared import metrics as shared_metrics
 
         shared_metrics.dead_letters.labels(self.service.name, catalogue.INTAKE.topic, reason).inc()
+
+
+_SIGNATURE_HEADERS = (
+    "x-zendesk-webhook-signature",
+    "x-hubspot-signature-v3",
+    "x-hub-signature-256",
+    "x-twitter-webhooks-signature",
+    "x-amends-signature",
+)
+
+
+def _signature_of(source: str, headers: Mapping[str, str]) -> str:
+    """The signature a request carried (the replay-cache key)."""
+    for name in _SIGNATURE_HEADERS:
+        if headers.get(name):
+            return f"{source}:{headers[name].strip()}"
+    return ""
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:

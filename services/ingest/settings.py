@@ -41,3 +41,15 @@ class IngestSettings(Settings):
         default_factory=lambda: ["en", "fi", "et", "id", "tr", "fa", "de", "fr", "es"],
         description="Languages the detector chooses among (look-alikes are added).",
     )
+    intake_bearer_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Per-source bearer tokens, JSON {"glassdoor": "..."}, for sources that '
+        "cannot sign; a source with a signing secret must sign.",
+    )
+    intake_rate_per_second: float = Field(
+        default=50.0, description="Requests per second per source and client (0: no limit)."
+    )
+    intake_rate_burst: int = Field(default=100, description="Requests allowed in one burst.")
+    intake_replay_cache_size: int = Field(
+        default=100_000, description="Signatures remembered for the replay check (per replica)."
+    )

@@ -145,7 +145,8 @@ def adapt(raw: bytes, meta: IntakeMeta) -> Contact | None:
         source="email",
         channel=Channel.EMAIL,
         platform="email",
-        subject=str(subject) if subject else None,
+        # Fold CR/LF decoded from encoded words: a CRM may reuse the subject in a header.
+        subject=" ".join(str(subject).split()) if subject else None,
         text=text or clean_text(str(subject)),
         public=False,
         author=author(name=name, email=address, region=meta.default_phone_region),
