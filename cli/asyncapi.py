@@ -14,8 +14,11 @@ SERVICES = ("ingest", "classify", "route", "followup")
 
 
 def render(service_name: str) -> bytes:
+    from cli.docs import default_environment
+
     module = importlib.import_module(f"services.{service_name}.app")
-    service = module.build_service()
+    with default_environment():
+        service = module.build_service()
     schema = service.asgi().schema.to_specification().to_jsonable()
     return orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 

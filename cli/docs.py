@@ -10,6 +10,8 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
@@ -44,6 +46,9 @@ def env_names(cls: type[BaseSettings], field_name: str) -> list[str]:
 
 
 def _default(value: object) -> str:
+    if isinstance(value, Path):
+        # Paths inside the checkout are shown relative to it: the same on every machine.
+        value = str(value.relative_to(REPO_ROOT)) if value.is_relative_to(REPO_ROOT) else str(value)
     if hasattr(value, "get_secret_value"):
         secret = value.get_secret_value()
         return secret if "@" not in secret else "(secret)"  # show defaults without credentials
@@ -55,12 +60,19 @@ def _default(value: object) -> str:
 _PORT_VARIABLES = ("KAFKA_PORT", "MONGO_PORT")
 
 
-def settings_table() -> str:
+@contextmanager
+def default_environment() -> Iterator[None]:
+    """Generated documents describe the defaults, not this machine's port overrides."""
     saved = {name: os.environ.pop(name) for name in _PORT_VARIABLES if name in os.environ}
     try:
-        return _settings_table()
+        yield
     finally:
         os.environ.update(saved)
+
+
+def settings_table() -> str:
+    with default_environment():
+        return _settings_table()
 
 
 def _settings_table() -> str:
