@@ -1299,9 +1299,16 @@ class Router:
             return
         await self.publish([to_outgoing(eid, entry) for eid, entry in entries.items()])
         coll = self.store[collection]
-        await coll.update_one(
-            {"_id": doc["_id"]}, {"$unset": {f"outbox.{eid}": "" for eid in entries}}
+        unset = {f"outbox.{eid}": "" for eid in entries}
+        # Usually the outbox holds exactly what was just published: empty it and drop its
+        # timestamp in one update (was always two). Anything added meanwhile makes the
+        # exact match miss, and the two guarded updates below handle it as before.
+        cleared = await coll.update_one(
+            {"_id": doc["_id"], "outbox": dict(entries)}, {"$unset": {**unset, "outbox_at": ""}}
         )
+        if cleared.matched_count:
+            return
+        await coll.update_one({"_id": doc["_id"]}, {"$unset": unset})
         await coll.update_one({"_id": doc["_id"], "outbox": {}}, {"$unset": {"outbox_at": ""}})
 
     async def outbox_sweep(self) -> int:

@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations run against the real local servers (`make bench`)."""
