@@ -60,6 +60,21 @@ class Progress:
         )
 
 
+def free_base_port(start: int = BASE_PORT, count: int = len(SERVICES)) -> int:
+    """The first port from ``start`` on where ``count`` consecutive ports are free."""
+    import socket
+
+    for base in range(start, start + 1000, count):
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} free consecutive ports from {start}")
+
+
 class ServiceProcesses:
     """The four services as child processes, logs under .local/logs/."""
 
@@ -257,7 +272,7 @@ async def run_pipeline(
     if "AMENDS_MONGODB_DATABASE" not in os.environ:
         await store.client.drop_database(settings.mongodb_database)
     run_id = f"run{uuid.uuid4().hex[:8]}"
-    procs = ServiceProcesses(env)
+    procs = ServiceProcesses(env, free_base_port())  # another run may hold the defaults
     log = (lambda *a: None) if as_json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     started = time.monotonic()
     progress = Progress()
