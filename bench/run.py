@@ -48,6 +48,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient, UpdateOne
 
+from cli import SERVICES
 from cli.run import ServiceProcesses
 from cli.samples import RECORD_CONTENT_TYPE, load_stream, render_record
 from shared.events import catalogue
@@ -57,7 +58,6 @@ from shared.settings import REPO_ROOT, Settings
 RESULTS = REPO_ROOT / "bench" / "results"
 RESULT_FILE = RESULTS / "bench.json"
 WORK = REPO_ROOT / ".local" / "bench"
-SERVICES = ("ingest", "classify", "route", "followup")
 BASE_PORT = 8231
 
 # What each service's consumer group reads (shared/events/catalogue.py; services/*/app.py).

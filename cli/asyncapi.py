@@ -8,9 +8,8 @@ from pathlib import Path
 
 import orjson
 
+from cli import SERVICES
 from shared.settings import REPO_ROOT
-
-SERVICES = ("ingest", "classify", "route", "followup")
 
 
 def render(service_name: str) -> bytes:

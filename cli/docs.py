@@ -16,10 +16,10 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
+from cli import SERVICES
 from shared.events.catalogue import CATALOGUE, dead_letter_topic
 from shared.settings import REPO_ROOT, Settings
 
-SERVICES = ("ingest", "classify", "route", "followup")
 README = REPO_ROOT / "README.md"
 
 

@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SERVICES = ("ingest", "classify", "route", "followup")
+from cli import SERVICES
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,13 +24,13 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from cli import SERVICES
 from shared.events import catalogue, envelope
 from shared.settings import REPO_ROOT, Settings
 from shared.store import Store
 
 from . import infra
 
-SERVICES = ("ingest", "classify", "route", "followup")
 BASE_PORT = 8101
 DEMO_DATABASE = "amends_demo"
 DEMO_TOPIC_PREFIX = "demo."

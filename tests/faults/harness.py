@@ -42,13 +42,13 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from cli import SERVICES
 from cli.samples import SampleRecord, iter_sample_records, load_stream
 from shared.events import catalogue, envelope
 from shared.settings import REPO_ROOT, Settings
 from shared.store import Store
 from tests.support import isolated_settings
 
-SERVICES = ("ingest", "classify", "route", "followup")
 RESULTS = REPO_ROOT / "bench" / "results" / "faults.json"
 LOG_ROOT = REPO_ROOT / ".local" / "logs" / "faults"
 SEED = REPO_ROOT / "services" / "route" / "seed" / "people.json"

@@ -13,11 +13,11 @@ from typing import Any
 
 import yaml
 
+from cli import SERVICES
 from shared.settings import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 OVERLAYS = ("dev", "production")
-SERVICES = ("ingest", "classify", "route", "followup")
 DASHBOARDS = sorted((DEPLOY / "grafana/dashboards").glob("*.json"))
 RULE_FILES = sorted((DEPLOY / "prometheus/rules").glob("*.rules.yaml"))
 
