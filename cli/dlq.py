@@ -33,6 +33,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from shared.events.catalogue import CATALOGUE, DEAD_LETTER_SUFFIX, dead_letter_topic
+from shared.service import kafka_client_options
 from shared.settings import Settings
 from shared.store import Store
 
@@ -143,7 +144,7 @@ def known_dlq_names() -> list[str]:
 
 async def start_consumer(settings: Settings) -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -350,7 +351,7 @@ async def record_redrive(store: Store, entry: Entry, target: str) -> None:
 
 async def start_producer(settings: Settings) -> AIOKafkaProducer:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all"
+        **kafka_client_options(settings), enable_idempotence=True, acks="all"
     )
     try:
         await asyncio.wait_for(producer.start(), timeout=CONNECT_TIMEOUT_SECONDS)

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 
+from shared.service import kafka_unreachable_message, mongo_unreachable_message
 from shared.settings import Settings
 from shared.store import Store
 
@@ -128,31 +129,12 @@ def make_console(file: Any = None, width: int | None = None) -> Console:
 # -- connections -----------------------------------------------------------------------
 
 
-def mongo_hosts(settings: Settings) -> str:
-    """The host list of the MongoDB URL, without credentials."""
-    from pymongo.uri_parser import parse_uri
-
-    try:
-        nodes = parse_uri(settings.mongodb_url.get_secret_value())["nodelist"]
-    except Exception:
-        return "the configured URL"
-    return ",".join(f"{host}:{port}" for host, port in nodes)
-
-
 def kafka_unreachable(settings: Settings, exc: BaseException | None = None) -> CliError:
-    cause = f" ({type(exc).__name__})" if exc else ""
-    return CliError(
-        f"Kafka not reachable at {settings.kafka_bootstrap_servers}{cause}: "
-        "run `amends infra up` or set KAFKA_BOOTSTRAP_SERVERS"
-    )
+    return CliError(kafka_unreachable_message(settings, exc))
 
 
 def mongo_unreachable(settings: Settings, exc: BaseException | None = None) -> CliError:
-    cause = f" ({type(exc).__name__})" if exc else ""
-    return CliError(
-        f"MongoDB not reachable at {mongo_hosts(settings)}{cause}: "
-        "run `amends infra up` or set MONGODB_URL"
-    )
+    return CliError(mongo_unreachable_message(settings, exc))
 
 
 async def open_store(settings: Settings) -> Store:

@@ -53,6 +53,7 @@ from rich.progress import (
 )
 
 from shared.events import catalogue, envelope
+from shared.service import kafka_client_options
 from shared.settings import REPO_ROOT, Settings
 
 from .format import (
@@ -428,7 +429,7 @@ def event_for(record: Record, sha256: str, file_name: str) -> envelope.CloudEven
 
 async def start_producer(settings: Settings) -> AIOKafkaProducer:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         enable_idempotence=True,
         acks="all",
         linger_ms=5,

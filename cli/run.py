@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from cli import SERVICES
 from shared.events import catalogue, envelope
+from shared.service import kafka_client_options
 from shared.settings import REPO_ROOT, Settings
 from shared.store import Store
 
@@ -134,7 +135,7 @@ async def feed(
     from cli.samples import iter_sample_records
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         enable_idempotence=True,
         linger_ms=5,
     )

@@ -143,6 +143,51 @@ def build_broker(settings: Settings, client_id: str) -> KafkaBroker:
     )
 
 
+def kafka_client_options(settings: Settings) -> dict[str, Any]:
+    """Connection options for plain aiokafka clients (admin, CLI producers and consumers),
+    with the same security settings the services' broker uses."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism.upper()
+        options["sasl_plain_username"] = settings.kafka_sasl_username or ""
+        options["sasl_plain_password"] = (
+            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+        )
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = _ssl_context(settings)
+    return options
+
+
+def kafka_unreachable_message(settings: Settings, exc: BaseException | None = None) -> str:
+    cause = f" ({type(exc).__name__})" if exc else ""
+    return (
+        f"Kafka not reachable at {settings.kafka_bootstrap_servers}{cause}: "
+        "run `amends infra up` or set KAFKA_BOOTSTRAP_SERVERS"
+    )
+
+
+def mongo_unreachable_message(settings: Settings, exc: BaseException | None = None) -> str:
+    cause = f" ({type(exc).__name__})" if exc else ""
+    return (
+        f"MongoDB not reachable at {mongo_hosts(settings)}{cause}: "
+        "run `amends infra up` or set MONGODB_URL"
+    )
+
+
+def mongo_hosts(settings: Settings) -> str:
+    """The host list of the MongoDB URL, without credentials."""
+    from pymongo.uri_parser import parse_uri
+
+    try:
+        nodes = parse_uri(settings.mongodb_url.get_secret_value())["nodelist"]
+    except Exception:
+        return "the configured URL"
+    return ",".join(f"{host}:{port}" for host, port in nodes)
+
+
 def _ssl_context(settings: Settings) -> Any:
     import ssl
 
@@ -481,11 +526,44 @@ class Service:
 
     async def start(self) -> None:
         self._subscribe()
-        if self.settings.create_topics:
-            await ensure_topics(self.settings, sorted(self._topics))
-        await self.store.connect()
+        await self._wait_for_dependencies()
         for fn in self._startup:
             await fn()
+
+    async def _wait_for_dependencies(self) -> None:
+        """Create topics and indexes, waiting (with backoff) while Kafka or MongoDB do not
+        answer yet: a service started before its servers, or restarted during an outage,
+        comes up when they do instead of exiting."""
+        settings = self.settings
+        deadline = time.monotonic() + settings.startup_wait_seconds
+        delay = settings.retry_backoff_seconds
+        kafka_done = mongo_done = False
+        while True:
+            problems = []
+            if not kafka_done:
+                try:
+                    await ensure_topics(
+                        settings, sorted(self._topics), create=settings.create_topics
+                    )
+                    kafka_done = True
+                except Exception as exc:
+                    problems.append(kafka_unreachable_message(settings, exc))
+            if not mongo_done:
+                try:
+                    await self.store.connect()
+                    mongo_done = True
+                except Exception as exc:
+                    problems.append(mongo_unreachable_message(settings, exc))
+            if not problems:
+                return
+            if time.monotonic() + delay > deadline:
+                raise RuntimeError(
+                    f"{self.name} gave up after {settings.startup_wait_seconds:.0f} s "
+                    f"(AMENDS_STARTUP_WAIT_SECONDS): " + "; ".join(problems)
+                )
+            log.warning("%s waiting at start-up: %s", self.name, "; ".join(problems))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.outage_backoff_max_seconds)
 
     async def started(self) -> None:
         for fn in self._background:
@@ -565,17 +643,18 @@ class Service:
         )
 
 
-async def ensure_topics(settings: Settings, names: Sequence[str]) -> None:
-    """Create missing topics, so consumers never wait for a topic to appear."""
+async def ensure_topics(settings: Settings, names: Sequence[str], *, create: bool = True) -> None:
+    """Create missing topics, so consumers never wait for a topic to appear. With
+    ``create=False`` (topics managed elsewhere, e.g. Strimzi) only check Kafka answers."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings))
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [settings.topic(n) for n in names if settings.topic(n) not in existing]
-        if missing:
+        if missing and create:
             # Another replica may create them first: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
@@ -585,7 +664,8 @@ async def ensure_topics(settings: Settings, names: Sequence[str]) -> None:
                     ]
                 )
     finally:
-        await admin.close()
+        with contextlib.suppress(Exception):
+            await admin.close()
 
 
 def run(service: Service) -> None:

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         default=5.0,
         description="Longest wait between retries while Kafka or MongoDB is unreachable.",
     )
+    startup_wait_seconds: float = Field(
+        # Below the Kubernetes startupProbe's 120 s, so the pod exits with this message
+        # rather than being killed without one.
+        default=100.0,
+        description="How long a starting service waits for Kafka and MongoDB to answer "
+        "before it gives up and exits (0: fail at once).",
+    )
     log_level: str = Field(default="INFO", description="Python log level.")
     log_json: bool = Field(default=True, description="Structured JSON logs on stderr.")
 
