@@ -26,6 +26,7 @@
 #   MONGO_STOP_TIMEOUT   seconds between SIGTERM and SIGKILL (default 30)
 #   MONGO_LOG_LEVEL      server log level (default warn)
 #   MONGO_JAVA_HEAP      -Xmx for the java server (default 1g)
+#   MONGO_CACHE_MB       page cache of the H2 MVStore, inside the heap (default 256)
 #   MONGO_JAVA_COMMIT    every-write (default: acknowledged writes survive kill -9) | interval
 #   MONGO_TTL_INTERVAL   seconds between TTL-index sweeps of the java server (default 60, as mongod)
 #   MONGO_PG_FSYNC       on | off (ferretdb-postgresql; default off)
@@ -42,6 +43,7 @@ MONGO_READY_TIMEOUT=${MONGO_READY_TIMEOUT:-60}
 MONGO_STOP_TIMEOUT=${MONGO_STOP_TIMEOUT:-30}
 MONGO_LOG_LEVEL=${MONGO_LOG_LEVEL:-warn}
 MONGO_JAVA_HEAP=${MONGO_JAVA_HEAP:-1g}
+MONGO_CACHE_MB=${MONGO_CACHE_MB:-256}
 MONGO_JAVA_COMMIT=${MONGO_JAVA_COMMIT:-every-write}
 MONGO_TTL_INTERVAL=${MONGO_TTL_INTERVAL:-60}
 MONGO_PG_FSYNC=${MONGO_PG_FSYNC:-off}
@@ -144,7 +146,8 @@ start_java() {
         -Dorg.slf4j.simpleLogger.showDateTime=true \
         -cp "$JAVA_HOME_DIR/lib/*:$JAVA_HOME_DIR/classes" AmendsMongoServer \
         --host 127.0.0.1 --port "$MONGO_PORT" --file "$JAVA_DATA/mongo.mv" \
-        --commit "$MONGO_JAVA_COMMIT" --ttl-interval-s "$MONGO_TTL_INTERVAL" </dev/null >>"$LOG_FILE" 2>&1 9>&- &
+        --commit "$MONGO_JAVA_COMMIT" --ttl-interval-s "$MONGO_TTL_INTERVAL" \
+        --cache-mb "$MONGO_CACHE_MB" </dev/null >>"$LOG_FILE" 2>&1 9>&- &
     echo $!
 }
 

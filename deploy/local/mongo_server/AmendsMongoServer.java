@@ -3,7 +3,7 @@
 //
 //   java -cp LIB/*:CLASSES AmendsMongoServer --host 127.0.0.1 --port 27017 --file DIR/mongo.mv
 //        [--commit every-write|interval] [--retention-ms 2000] [--ttl-interval-s 60]
-//        [--compact-on-close true|false]
+//        [--compact-on-close true|false] [--cache-mb 256]
 //
 // Durability: the MVStore is committed after every write command (default), so an
 // acknowledged write is in the file (OS page cache) before the reply is sent and
@@ -130,7 +130,11 @@ public final class AmendsMongoServer {
         boolean everyWrite = !"interval".equals(a.getOrDefault("commit", "every-write"));
         boolean compactOnClose = Boolean.parseBoolean(a.getOrDefault("compact-on-close", "true"));
 
-        MVStore store = new MVStore.Builder().fileName(file).open();
+        // MVStore's page cache (H2 default 16 MB). Every query that is not a lookup by _id or
+        // a unique key reads whole collections here (non-unique indexes are ignored), so a
+        // cache smaller than the data re-reads and re-decodes every page on every scan.
+        int cacheMb = Integer.parseInt(a.getOrDefault("cache-mb", "256"));
+        MVStore store = new MVStore.Builder().fileName(file).cacheSize(cacheMb).open();
         // Old chunks are kept this long before their space is reused (H2 default 45 s, to
         // outlive OS write-back on power loss). With a commit per write, 45 s of chunks makes
         // the file grow by hundreds of MB under load; a short retention keeps it small and is
