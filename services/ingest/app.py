@@ -14,6 +14,8 @@ from .intake_http import IntakeEndpoint
 from .settings import IngestSettings
 
 INDEXES = (
+    # Real MongoDB uses these (``amends case``, ad-hoc queries); ingest's own lookups go by
+    # ``_id`` (``case_keys``), which every MongoDB-protocol server indexes.
     IndexSpec("cases", (IndexModel([("contact_ids", 1)], name="contact_ids"),)),
     IndexSpec(INTAKE_LOG, (IndexModel([("case_id", 1)], name="case_id"),)),
     IndexSpec(PRAISE, (IndexModel([("customer_id", 1)], name="customer_id"),)),

@@ -4,7 +4,8 @@ adapter -> language -> customer identity -> exact-duplicate check -> praise, or 
 to a case (new, or the customer's open case within the merge window) -> ``intake_log``.
 
 Idempotent: a redelivered intake record finds its ``intake_log`` entry (or, after a crash
-before that write, its contact in a case) and returns the same event with the same id.
+before that write, its contact's pin in ``case_keys`` and the contact in the pinned case)
+and returns the same event with the same id.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from shared.store import Document, Store
 
 from . import identity, metrics
 from .adapters import IntakeMeta, adapter_for
-from .cases import CLOSED, Attached, CaseAttacher, find_contact
+from .cases import CLOSED, Attached, CaseAttacher, Duplicate, find_contact, read_keys
 from .language import detector
 from .settings import IngestSettings
 
@@ -107,14 +108,14 @@ async def handle_intake(
     if contact.kind == "praise":
         return await _praise(store, contact, customer, now)
 
-    existing = await find_contact(store, contact.contact_id)
-    if existing is not None and existing.entry.get("intake_event_id") != intake_id:
-        return await _duplicate(store, contact, existing.case_id, now)
-    attached = existing or await CaseAttacher(
+    keys = await read_keys(store, contact, customer.customer_id)  # pin and threads, by _id
+    attached = await CaseAttacher(
         store,
         timedelta(hours=settings.merge_window_hours),
         settings.max_contacts_per_case,
-    ).attach(contact, customer, now)
+    ).attach(contact, customer, now, keys)
+    if isinstance(attached, Duplicate):
+        return await _duplicate(store, contact, attached.case_id, now)
     if attached.entry.get("intake_event_id") != intake_id:
         # Another record with the same source and external id got there first.
         return await _duplicate(store, contact, attached.case_id, now)

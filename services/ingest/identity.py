@@ -14,12 +14,12 @@ with no identity at all (an anonymous review) gets a customer of its own.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.events.complaint import Author
 from shared.events.envelope import derived_id
@@ -35,6 +35,7 @@ class Customer:
     identities: tuple[str, ...]
     tier: str | None
     is_new: bool
+    open_case: dict[str, Any] | None = None  # the customer's open-case pointer as just read
 
 
 def identities_of(author: Author) -> list[str]:
@@ -60,17 +61,31 @@ async def resolve(
     owners = await _owners(store, keys_for_id)
     proposed = next((owners[k] for k in keys_for_id if k in owners), None)
     customer_id = proposed or derived_id("customer", keys_for_id[0])
-    for key in keys_for_id:
-        if key in owners:
-            continue
-        # A replica claiming it at the same moment wins the insert: re-read below.
-        with contextlib.suppress(DuplicateKeyError):
-            await store[IDENTITIES].update_one(
-                {"_id": key},
-                {"$setOnInsert": {"customer_id": customer_id, "linked_at": seen_at}},
-                upsert=True,
+    new_keys = [k for k in keys_for_id if k not in owners]
+    contested = False
+    if new_keys:
+        # One command for all of them. A replica claiming one at the same moment wins its
+        # insert (or had inserted it since our read): re-read the owners below then.
+        try:
+            linked = await store[IDENTITIES].bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": key},
+                        {"$setOnInsert": {"customer_id": customer_id, "linked_at": seen_at}},
+                        upsert=True,
+                    )
+                    for key in new_keys
+                ],
+                ordered=False,
             )
-    owners = await _owners(store, keys_for_id)
+        except BulkWriteError:
+            contested = True
+        else:
+            mine_now = {new_keys[i] for i in linked.upserted_ids or {}}
+            contested = len(mine_now) < len(new_keys)
+            owners.update(dict.fromkeys(mine_now, customer_id))
+    if contested:
+        owners = await _owners(store, keys_for_id)
     customer_id = owners.get(keys_for_id[0], customer_id)
     for key in keys_for_id:  # the strongest owned identity decides
         if key in owners:
@@ -101,6 +116,7 @@ async def resolve(
         identities=tuple(result.get("identities", mine) if result else mine),
         tier=(result or {}).get("tier"),
         is_new=proposed is None and customer_id == derived_id("customer", keys_for_id[0]),
+        open_case=(result or {}).get("open_case") or None,
     )
 
 
