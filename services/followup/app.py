@@ -15,14 +15,14 @@ from . import handlers
 from .handlers import Followup
 from .loop import run_timer_loop
 from .settings import FollowupSettings
-from .timers import CLAIM_INDEXES, TIMER_INDEXES, TimerStore
+from .timers import CLAIM_INDEXES, DONE_INDEXES, TIMER_INDEXES, TimerStore
 
 NAME = "followup"
 
 
 def build_service(settings: FollowupSettings | None = None) -> Service:
     settings = settings or FollowupSettings()
-    service = Service(NAME, settings, indexes=[TIMER_INDEXES, CLAIM_INDEXES])
+    service = Service(NAME, settings, indexes=[TIMER_INDEXES, DONE_INDEXES, CLAIM_INDEXES])
     ctx = Followup(settings=settings, store=service.store, timers=TimerStore(service.store))
 
     def bind(

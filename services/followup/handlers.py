@@ -21,6 +21,7 @@ array element by its index, guarded by its id.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
 
 from shared.events import catalogue, derived_id, utcnow
 from shared.events.common import CaseStatus, Channel
@@ -68,6 +70,12 @@ DISSATISFIED = "dissatisfied"
 REOPENED_PUBLIC = "reopened"
 
 _MAX_REASON = 300
+
+# Per customer (``_id``), the ids of the cases most recently resolved: how a survey answer
+# or a public complaint finds the customer's resolved cases by ``_id`` (a query on
+# ``cases.customer_id`` reads every case on a server without secondary indexes).
+RESOLVED_BY_CUSTOMER = "resolved_cases"
+RECENT_RESOLVED = 32
 
 
 class CaseChanged(Exception):
@@ -188,6 +196,40 @@ async def _supervisor_of(ctx: Followup, person_id: str | None) -> str | None:
     return str(supervisor) if supervisor else None
 
 
+async def _remember_resolved(ctx: Followup, customer_id: str, case_id: str) -> None:
+    """Add the case to the customer's recently resolved ones (idempotent)."""
+    with contextlib.suppress(DuplicateKeyError):  # listed already (the upsert found the doc)
+        await ctx.store[RESOLVED_BY_CUSTOMER].update_one(
+            {"_id": customer_id, "case_ids": {"$ne": case_id}},
+            {"$push": {"case_ids": {"$each": [case_id], "$slice": -RECENT_RESOLVED}}},
+            upsert=True,
+        )
+
+
+async def _recently_resolved(
+    ctx: Followup, customer_id: str, query: Mapping[str, Any]
+) -> list[Document]:
+    """The customer's resolved or closed cases matching ``query``, latest resolution first
+    (at most 5), read by ``_id`` through ``resolved_cases``."""
+    listed = await ctx.store[RESOLVED_BY_CUSTOMER].find_one({"_id": customer_id})
+    case_ids = (listed or {}).get("case_ids") or []
+    if not case_ids:
+        return []
+    cursor = (
+        ctx.cases.find(
+            {
+                "_id": {"$in": case_ids},
+                "customer_id": customer_id,
+                "status": {"$in": list(AFTER_RESOLUTION)},
+                **query,
+            }
+        )
+        .sort("stages.resolved_at", -1)
+        .limit(5)
+    )
+    return await cursor.to_list()
+
+
 # -- output builders -----------------------------------------------------------------
 
 
@@ -299,6 +341,9 @@ async def on_assigned(ctx: Followup, incoming: Incoming) -> list[Outgoing]:
             INTERIM,
             due,
             {"cycle": cycle, "seq": 0},
+            # Never planned before (the stage is set just above, before any timer): its
+            # first interim timer cannot have fired yet.
+            first_time="followup_scheduled_at" not in (case.get("stages") or {}),
         )
     return []
 
@@ -425,6 +470,9 @@ async def on_resolved(ctx: Followup, incoming: Incoming) -> list[Outgoing]:
     event: CaseResolved = incoming.payload
     case = await _load_case(ctx, event.case_id)
     followup = _followup(case)
+    customer_id = case.get("customer_id") or followup.get("customer_id")
+    if customer_id:  # listed before it is resolved: a lookup never misses a resolved case
+        await _remember_resolved(ctx, str(customer_id), event.case_id)
     cycle = _cycle(case)
     ttr = seconds_between(_opened_at(case), event.resolved_at)
     outcome = sla_outcome(event.resolved_at, _sla_due(case, "resolution_due"))
@@ -503,14 +551,7 @@ async def _survey_case(ctx: Followup, event: ComplaintReceived) -> Document | No
         ):
             return case
     oldest = contact.received_at - ctx.seconds(ctx.settings.followup_survey_match_seconds)
-    cursor = (
-        ctx.cases.find(
-            {"customer_id": event.customer_id, "status": {"$in": list(AFTER_RESOLUTION)}}
-        )
-        .sort("stages.resolved_at", -1)
-        .limit(5)
-    )
-    async for case in cursor:
+    for case in await _recently_resolved(ctx, event.customer_id, {}):
         resolved_at = (case.get("stages") or {}).get("resolved_at")
         recent = isinstance(resolved_at, datetime) and resolved_at >= oldest
         if contact.contact_id in (_followup(case).get("answer_contacts") or []) or (
@@ -633,18 +674,8 @@ def _reopen_values(case: Mapping[str, Any], at: datetime, reason: str) -> dict[s
 async def _public_complaint(ctx: Followup, event: ComplaintReceived) -> list[Outgoing]:
     """A new public complaint while the customer's resolved case is watched: reopen it."""
     contact = event.contact
-    cursor = (
-        ctx.cases.find(
-            {
-                "customer_id": event.customer_id,
-                "status": {"$in": list(AFTER_RESOLUTION)},
-                "followup.watch_until": {"$gte": contact.received_at},
-            }
-        )
-        .sort("stages.resolved_at", -1)
-        .limit(5)
-    )
-    async for case in cursor:
+    watched = {"followup.watch_until": {"$gte": contact.received_at}}
+    for case in await _recently_resolved(ctx, event.customer_id, watched):
         followup = _followup(case)
         if contact.contact_id in (followup.get("reopen_contacts") or []):
             return [_public_escalation(ctx, case, event)]  # redelivered: same event again

@@ -55,7 +55,7 @@ async def fire_due_timers(ctx: Followup, publish: Publish, owner: str) -> int:
     await publish([item for _, outs in fired for item in outs])
     done_at = ctx.clock()
     for timer, outs in fired:
-        if not await ctx.timers.complete(timer.timer_id, owner, done_at):
+        if not await ctx.timers.complete(timer, owner, done_at):
             log.warning("timer %s: lease lost before completion (fired twice)", timer.timer_id)
         metrics.timers_fired.labels(timer.kind).inc()
         metrics.timer_fire_delay.observe(max(0.0, (now - timer.due_at).total_seconds()))

@@ -9,8 +9,8 @@ of complaints in flight, a fault, and a count that accounts for every complaint.
     record_figures("kill9-classify", figures)            # bench/results/faults.json
 
 The count (``Accounting``) reads only what the pipeline stored (``intake_log``,
-``dead_letters``, ``cases``, ``timers``) and what it published (the Kafka topics), so it
-proves the guarantees from the outside:
+``dead_letters``, ``cases``, ``timers``, ``timers_done``) and what it published (the Kafka
+topics), so it proves the guarantees from the outside:
 
 * every intake event id sent has exactly one outcome in ``intake_log`` or one dead letter
   with a reason (``lost`` / ``multiple_outcomes`` otherwise);
@@ -572,8 +572,14 @@ async def account(pipeline: Pipeline, feeder: Feeder, *, kafka: bool = True) -> 
             note(dup, "case_opened_twice", case_id, opened_by[case_id] - 1)
 
     # Follow-up timers: one per case, kind, cycle and sequence.
+    # Live timers are in ``timers``, finished ones in ``timers_done``; one that finished
+    # while a crash interrupted the move is in both (the same timer: counted once).
     timers: Counter[tuple[Any, Any, Any, Any]] = Counter()
-    async for timer in store["timers"].find({}, {"case_id": 1, "kind": 1, "payload": 1}):
+    seen_timers: dict[Any, dict[str, Any]] = {}
+    for collection in ("timers", "timers_done"):
+        async for timer in store[collection].find({}, {"case_id": 1, "kind": 1, "payload": 1}):
+            seen_timers.setdefault(timer["_id"], timer)
+    for timer in seen_timers.values():
         payload = timer.get("payload") or {}
         timers[
             (timer.get("case_id"), timer.get("kind"), payload.get("cycle"), payload.get("seq"))

@@ -40,7 +40,7 @@ async def test_a_timer_scheduled_before_a_restart_fires_once_after_it(
     await asyncio.sleep(max(0.0, (down_until - now()).total_seconds()))
     async with running(build_service(settings)) as second:
         done = await wait_for(
-            lambda: second.store["timers"].find_one({"_id": tid, "state": "done"}), timeout=20
+            lambda: second.store["timers_done"].find_one({"_id": tid, "state": "done"}), timeout=20
         )
         assert done["attempts"] == 1
         assert done["fired_at"] > done["due_at"]  # late, not never
@@ -66,7 +66,8 @@ async def test_a_timer_held_by_a_crashed_replica_fires_after_its_lease(
             claimed_by_service = await service.store["timers"].find_one({"_id": tid})
             assert claimed_by_service is not None
         done = await wait_for(
-            lambda: service.store["timers"].find_one({"_id": tid, "state": "done"}), timeout=20
+            lambda: service.store["timers_done"].find_one({"_id": tid, "state": "done"}),
+            timeout=20,
         )
         assert done["owner"] != "dead-replica"
         records = await read_topic(settings, FOLLOWUP_REQUESTS.topic, at_least=1, settle=2.0)
@@ -95,7 +96,9 @@ async def test_two_replicas_fire_each_due_timer_exactly_once(
         ids = Counter(r.event_id for r in records)
         assert len(records) == len(cases), f"duplicates: {[i for i, n in ids.items() if n > 1]}"
         assert {r.data["case_id"] for r in records} == set(cases)
-        docs = [d async for d in a.store["timers"].find({"kind": INTERIM, "payload.seq": 0})]
+        seq0 = {"kind": INTERIM, "payload.seq": 0}
+        docs = [d async for d in a.store["timers_done"].find(seq0)]
         assert all(d["state"] == "done" and d["attempts"] == 1 for d in docs)
+        assert await a.store["timers"].count_documents(seq0) == 0  # only live timers there
         owners = Counter(d["owner"] for d in docs)
         assert sum(owners.values()) == len(cases)

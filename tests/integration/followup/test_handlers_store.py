@@ -132,3 +132,30 @@ async def test_a_timer_does_nothing_once_its_case_moved_on(ctx: Followup) -> Non
     timer = await ctx.timers.get(timer_id("c3", INTERIM, 0, 0))
     assert timer is not None
     assert await handlers.fire(ctx, Timer.from_document(timer)) == []
+
+
+async def test_finished_timers_leave_the_polled_collection_and_stay_finished(
+    ctx: Followup,
+) -> None:
+    timers = ctx.timers
+    due = now() - timedelta(seconds=1)
+    fired, cancelled = timer_id("c5", INTERIM, 0, 0), timer_id("c5", PROMISE, "p1")
+    assert await timers.schedule(fired, "c5", INTERIM, due, {"cycle": 0, "seq": 0})
+    assert await timers.schedule(cancelled, "c5", PROMISE, now() + timedelta(hours=1))
+    (claimed,) = await timers.claim_many(now(), "replica-a", 5.0, limit=5)
+    assert claimed.timer_id == fired
+    assert await timers.complete(claimed, "replica-a", now())
+    assert await timers.cancel_one(cancelled)
+    # Only live timers are polled; the finished ones are kept in timers_done.
+    assert await ctx.store["timers"].count_documents({"case_id": "c5"}) == 0
+    states = {d["_id"]: d["state"] async for d in ctx.store["timers_done"].find({"case_id": "c5"})}
+    assert states == {fired: "done", cancelled: "cancelled"}
+    # A redelivered event asking for them again creates nothing: they do not fire twice.
+    assert not await timers.schedule(fired, "c5", INTERIM, due, {"cycle": 0, "seq": 0})
+    assert not await timers.schedule(cancelled, "c5", PROMISE, due)
+    assert await ctx.store["timers"].count_documents({"case_id": "c5"}) == 0
+    assert await timers.claim_many(now(), "replica-b", 5.0, limit=5) == []
+    # A replica that lost the lease cannot complete it (nor remove it).
+    again = await timers.get(fired)
+    assert again is not None and again["state"] == "done" and again["attempts"] == 1
+    assert not await timers.complete(claimed, "replica-b", now())
