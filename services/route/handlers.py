@@ -8,8 +8,17 @@ lesson), written idempotently from that state.
   the SLA stage and its next check time, who handled it, the escalations, and an
   *outbox*: every event route emits is first stored, in the same single-document atomic
   update as the decision it announces, under ``outbox.<event id>``. It is then published
-  and removed; a sweep re-publishes entries left behind by a crash (same event id, so
-  consumers drop the duplicate). No decision can be stored without its event.
+  and removed. What a crash leaves behind is published again (same event id, so
+  consumers drop the duplicate): in a handler by the redelivery of its record, whose
+  flush publishes whatever the outbox holds; in background work by a sweep, found through
+  a ``route_outbox`` marker written before the decision (drain, hand-back) or through the
+  ``route_sla`` entry that stays due until the SLA sweep's flush. No decision can be
+  stored without its event. Every guarded write is a compare-and-set on ``v`` (see
+  ``INDEXES``).
+* ``queue_waiting``, ``route_sla``, ``route_outbox``: the only collections scanned on
+  the hot path and by the sweeps; they hold open work only (waiting cases, pending SLA
+  checks, unpublished background writes), so their size does not grow with history.
+  ``route_customers``: per customer (by _id), their cases and who handled them.
 * ``people``: the directory plus ``load`` and ``open_cases``. A claim is one guarded
   ``$inc`` (presence available, load below the capacity read, case not yet held), so two
   replicas can never push a person over capacity.
@@ -48,7 +57,7 @@ from pymongo import IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from shared.events.catalogue import ASSIGNED, CATALOGUE, ESCALATED, LESSONS, SPIKES, EventSpec
-from shared.events.common import Channel
+from shared.events.common import CaseStatus, Channel
 from shared.events.directory import Person, PersonUpdated, PresenceChanged
 from shared.events.envelope import derived_id, utcnow
 from shared.events.lifecycle import CaseActivity, CaseResolved, LessonShared, SpikeAlert
@@ -67,8 +76,24 @@ Clock = Callable[[], datetime]
 
 SPEC_BY_TOPIC: dict[str, EventSpec] = {spec.topic: spec for spec in CATALOGUE}
 FINAL_CASE_STATUSES = ["resolved", "closed"]
-OUTBOX_COLLECTIONS = ("queue", "lessons", "spikes")
+WAITING = "queue_waiting"  # one entry per waiting case (a superset, repaired by the drain)
+DUE = "route_sla"  # cases with an SLA check pending, by case id
+PENDING = "route_outbox"  # one marker per background write whose outbox is not yet published
+CUSTOMERS = "route_customers"  # per customer: their cases and who handled them
+CAS_ATTEMPTS = 8
+HANDLER_CASES_KEPT = 40  # per customer, the most recent cases kept for continuity
 
+# The local MongoDB-protocol server (deploy/local/MONGO.md) only uses an index when a
+# query's fields are exactly the fields of a *unique* index: ``{"_id": x}`` is keyed, but
+# ``{"_id": x, "state": "waiting"}`` reads the whole collection. So every guarded write on
+# the growing collections (queue, cases) is a compare-and-set on an equality filter that a
+# unique index covers: queue documents carry a version ``v`` (every write that can change
+# what a guard reads bumps it; unique index (_id, v)), and the case mirror compares
+# (_id, route_rev, status). Queries by anything else only read small collections whose
+# size follows the open work, not history: ``queue_waiting`` (waiting cases), ``route_sla``
+# (cases with an SLA check pending), ``route_outbox`` (background writes whose events are
+# not yet published); ``route_customers`` (per customer, who handled their cases) is read
+# by _id.
 INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(
         "people",
@@ -79,23 +104,34 @@ INDEXES: tuple[IndexSpec, ...] = (
             IndexModel([("team", 1)], name="team"),
         ),
     ),
+    IndexSpec("queue", (IndexModel([("_id", 1), ("v", 1)], unique=True, name="id_v"),)),
     IndexSpec(
-        "queue",
+        "cases",
         (
             IndexModel(
-                [("state", 1), ("urgency", -1), ("enqueued_at", 1)], name="state_urgency_waiting"
+                [("_id", 1), ("route_rev", 1), ("status", 1)],
+                unique=True,
+                name="id_route_rev_status",
             ),
-            IndexModel([("customer_id", 1)], name="customer_id"),
-            IndexModel([("sla_next_at", 1)], name="sla_next_at"),
-            IndexModel([("outbox_at", 1)], name="outbox_at"),
         ),
     ),
+    IndexSpec(
+        WAITING,
+        (IndexModel([("urgency", -1), ("enqueued_at", 1)], name="urgency_enqueued_at"),),
+    ),
+    IndexSpec(
+        DUE,
+        (
+            IndexModel([("_id", 1), ("stamp", 1)], unique=True, name="id_stamp"),
+            IndexModel([("sla_at", 1)], name="sla_at"),
+        ),
+    ),
+    IndexSpec(PENDING, (IndexModel([("at", 1)], name="at"),)),
     IndexSpec(
         "lessons",
         (
             IndexModel([("resolved_at", 1)], name="resolved_at"),
             IndexModel([("case_id", 1)], name="case_id"),
-            IndexModel([("outbox_at", 1)], name="outbox_at"),
         ),
     ),
     IndexSpec("digests", (IndexModel([("department", 1), ("period_start", -1)], name="dept"),)),
@@ -219,15 +255,15 @@ class Router:
         now = self.clock()
         if event.case_is_new:
             await self._count_for_spikes(event)
-        doc = await self._enqueue(event, incoming.event.id, now)
+        doc, fresh = await self._enqueue(event, incoming.event.id, now)
         if doc is None:
             return []
         assigned = None
-        if doc.get("state") == "waiting" and not await self._anyone_ahead(doc):
-            assigned = await self._assign(doc)
-        elif doc.get("state") == "waiting":
-            self.wake.set()  # others wait longer or matter more: the drain keeps the order
-        doc = await self.store["queue"].find_one({"_id": event.case_id}) or doc
+        if doc.get("state") == "waiting":
+            # A case that waited before may have a waiting entry to drop once assigned.
+            assigned = await self._place(doc, unwait=not fresh)
+            if assigned is not None:
+                doc = assigned[0]  # as _assign left it: no need to read it again
         flags = event.classification.flags.model_dump()
         for kind in escalation.flag_escalations(flags):
             role, reason = escalation.FLAG_ROUTES[kind]
@@ -242,6 +278,23 @@ class Router:
         mirrored = assigned[0] if assigned is not None else None
         await self._flush("queue", doc, mirror=not _same_mirror(doc, mirrored))
         return []
+
+    async def _place(
+        self, doc: Document, *, unwait: bool = True
+    ) -> tuple[Document, Document] | None:
+        """A waiting case, in a handler: assign it now unless others come first; else enter
+        it in queue_waiting. A crash anywhere here is repeated by the redelivery, whose
+        flush publishes what the outbox holds (so no route_outbox marker is needed)."""
+        ahead = await self._anyone_ahead(doc)
+        if not ahead:
+            assigned = await self._assign(doc, unwait=unwait, redelivered=True)
+            if assigned is not None:
+                return assigned
+        # Still waiting (or taken meanwhile by another replica: the drain drops the entry).
+        await self._wait_index(doc)
+        if ahead:
+            self.wake.set()  # others wait longer or matter more: the drain keeps the order
+        return None
 
     async def on_directory(self, incoming: Incoming) -> list[Outgoing]:
         person = incoming.payload.person if isinstance(incoming.payload, PersonUpdated) else None
@@ -266,19 +319,21 @@ class Router:
 
     async def on_activity(self, incoming: Incoming) -> list[Outgoing]:
         activity: CaseActivity = incoming.payload
+        queue = self.store["queue"]
         if activity.kind == "first_response":
-            # Answered: the SLA sweep has nothing more to do for this case.
-            await self.store["queue"].update_one(
-                {"_id": activity.case_id, "sla_stage": {"$in": ["pending", "warned"]}},
-                {
+            # Answered: the SLA sweep has nothing more to do for this case (its route_sla
+            # entry is dropped by the sweep when it comes due).
+            def answered(d: Document | None) -> dict[str, Any] | None:
+                if d is None or d.get("sla_stage") not in ("pending", "warned"):
+                    return None
+                return {
                     "$set": {"sla_stage": "responded", "responded_at": activity.at},
                     "$unset": {"sla_next_at": ""},
-                },
-            )
+                }
+
+            await self._cas(activity.case_id, None, answered, known=False)
         elif activity.kind == "manager_requested":
-            doc = await self.store["queue"].find_one({"_id": activity.case_id}) or {
-                "_id": activity.case_id
-            }
+            doc = await queue.find_one({"_id": activity.case_id}) or {"_id": activity.case_id}
             role, reason = escalation.FLAG_ROUTES["manager_requested"]
             done = await self._escalate(
                 doc,
@@ -294,27 +349,31 @@ class Router:
     async def on_resolved(self, incoming: Incoming) -> list[Outgoing]:
         event: CaseResolved = incoming.payload
         now = self.clock()
-        queue = self.store["queue"]
         resolved_at = _utc(event.resolved_at)
-        closed = await queue.update_one(
-            {
-                "_id": event.case_id,
-                "state": {"$ne": "closed"},
-                # Reopened after this resolution (the reopen reached route first): keep it.
-                "reopened_at": {"$not": {"$gt": resolved_at}},
-            },
-            {
+        before: dict[str, Any] = {}
+
+        def close(d: Document | None) -> dict[str, Any] | None:
+            if d is None or d.get("state") == "closed":
+                return None
+            reopened = d.get("reopened_at")
+            if reopened is not None and _utc(reopened) > resolved_at:
+                return None  # reopened after this resolution (the reopen got here first)
+            before["state"] = d.get("state")
+            return {
                 "$set": {"state": "closed", "closed_at": event.resolved_at, "lease_until": EPOCH},
                 "$unset": {"sla_next_at": ""},
-            },
-        )
-        reopened_since = not closed.matched_count and await queue.find_one(
-            {"_id": event.case_id, "reopened_at": {"$gt": resolved_at}}, {"_id": 1}
-        )
+            }
+
+        closed, current = await self._cas(event.case_id, None, close, known=False)
+        reopened = (current or {}).get("reopened_at")
+        reopened_since = closed is None and reopened is not None and _utc(reopened) > resolved_at
         if reopened_since:
             log.info("case %s was reopened after this resolution; kept open", event.case_id)
         else:
+            if closed is not None and before.get("state") == "waiting":
+                await self._unwait(event.case_id, int(closed.get("rev", 0)))
             # Free the capacity wherever the case is held (also repairs a claim a crash left).
+            # people is small (the directory); its open_cases follow the open load.
             async for holder in self.store["people"].find(
                 {"open_cases": event.case_id}, {"_id": 1}
             ):
@@ -334,22 +393,124 @@ class Router:
         if event.kind not in escalation.REOPEN_KINDS:
             return []
         doc = await self._reopen(event, incoming.event.id)
-        if doc.get("state") == "waiting" and not await self._anyone_ahead(doc):
-            await self._assign(doc)
-        elif doc.get("state") == "waiting":
-            self.wake.set()
+        if doc.get("state") == "waiting":
+            await self._place(doc)
         return []
+
+    # -- keyed writes and the small indexes ----------------------------------------------
+
+    async def _cas(
+        self,
+        case_id: str,
+        doc: Document | None,
+        update_for: Callable[[Document | None], dict[str, Any] | None],
+        *,
+        upsert: bool = False,
+        known: bool = True,
+    ) -> tuple[Document | None, Document | None]:
+        """One guarded update of ``queue[case_id]`` by compare-and-set on its version.
+
+        ``update_for(doc)`` is the update for that stored version, or None when the guard
+        it checks fails. The write filters on ``{_id, v}`` (keyed by the unique index) and
+        bumps ``v``: if anything changed the document since ``doc`` was read, it misses,
+        and the document is read again and decided again. Returns (stored doc after the
+        update or None, the latest version seen).
+        """
+        queue = self.store["queue"]
+        if not known:
+            doc = await queue.find_one({"_id": case_id})
+        for _ in range(CAS_ATTEMPTS):
+            update = update_for(doc)
+            if update is None or (doc is None and not upsert):
+                return None, doc
+            version = (doc or {}).get("v")
+            update = {**update, "$set": {**update.get("$set", {}), "v": int(version or 0) + 1}}
+            try:
+                stored = await queue.find_one_and_update(
+                    {"_id": case_id, "v": version},
+                    update,
+                    upsert=doc is None,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                stored = None  # created meanwhile
+            if stored is not None:
+                return stored, stored
+            doc = await queue.find_one({"_id": case_id})
+        raise RuntimeError(f"queue entry {case_id} kept changing")
+
+    async def _wait_index(self, doc: Mapping[str, Any], rev: int | None = None) -> str:
+        """Enter (or refresh) a waiting case in ``queue_waiting``; returns the entry's stamp.
+
+        Entries form a superset of the waiting cases: whoever moves a case *into* waiting
+        writes the entry before its handler finishes (redelivery repeats it) or before the
+        move itself (``_requeue``); stale entries are dropped by the drain after checking
+        the queue document. An entry never goes back to an older rev.
+        """
+        rev = int(doc.get("rev", 0)) if rev is None else rev
+        stamp = uuid.uuid4().hex
+        entry = {
+            "urgency": int(doc.get("urgency", 0)),
+            "enqueued_at": doc.get("enqueued_at") or EPOCH,
+            "category": (doc.get("req") or {}).get("category", "other"),
+            "rev": rev,
+            "stamp": stamp,
+            "at": self.clock(),
+        }
+        with contextlib.suppress(DuplicateKeyError):  # a newer entry is there already
+            await self.store[WAITING].update_one(
+                {"_id": doc["_id"], "rev": {"$not": {"$gt": rev}}}, {"$set": entry}, upsert=True
+            )
+        return stamp
+
+    async def _unwait(self, case_id: str, rev: int) -> None:
+        """The case left waiting at ``rev``: drop its entry unless a newer one replaced it."""
+        await self.store[WAITING].delete_one({"_id": case_id, "rev": {"$lte": rev}})
+
+    async def _sla_due(self, case_id: str, sla_at: datetime) -> None:
+        """Note in ``route_sla``, *before* the write that sets it, a case's next SLA check.
+
+        The time only moves earlier here (``$min``): the sweep reads the case and sets the
+        entry to what the case says, guarded by the stamp, which this fresh stamp defeats.
+        """
+        await self.store[DUE].update_one(
+            {"_id": case_id},
+            {"$set": {"stamp": uuid.uuid4().hex}, "$min": {"sla_at": sla_at}},
+            upsert=True,
+        )
+
+    async def _outbox_marker(self, coll: str, doc_id: str) -> str:
+        """Before a background write that stores events: a marker of its own in
+        ``route_outbox``, dropped by _id once they are published; the outbox sweep
+        publishes what a crash left behind one. (Handlers need none: the redelivery of
+        their record flushes the outbox again.)"""
+        key = f"{coll}:{doc_id}:{uuid.uuid4().hex}"
+        await self.store[PENDING].insert_one(
+            {"_id": key, "coll": coll, "doc_id": doc_id, "at": self.clock()}
+        )
+        return key
+
+    async def _due_sla(self, entry: Mapping[str, Any], sla_at: datetime | None) -> None:
+        """The SLA sweep read the case: its entry's next check is what the case says."""
+        due = self.store[DUE]
+        key = {"_id": entry["_id"], "stamp": entry.get("stamp")}  # keyed: unique (_id, stamp)
+        if sla_at is not None:
+            await due.update_one(key, {"$set": {"sla_at": sla_at}})
+        else:
+            await due.delete_one(key)
 
     # -- assignment ---------------------------------------------------------------------
 
     async def _enqueue(
         self, event: ComplaintClassified, event_id: str, now: datetime
-    ) -> Document | None:
+    ) -> tuple[Document | None, bool]:
+        """Store the event on the case's queue entry: (entry, whether this started a new
+        waiting period)."""
         queue = self.store["queue"]
         case_id = event.case_id
         doc = await queue.find_one({"_id": case_id})
         if doc is not None and event_id in doc.get("classified_events", []):
-            return doc  # redelivery: the decision is stored; flushing repeats its events
+            return doc, False  # redelivery: the decision is stored; flushing repeats it
         c = event.classification
         request = {
             "category": c.category.value,
@@ -364,6 +525,10 @@ class Router:
             "region": event.region,
         }
         urgency = c.urgency.score
+
+        def unseen(d: Document | None) -> bool:
+            return d is not None and event_id not in d.get("classified_events", [])
+
         if (
             doc is not None
             and doc.get("state") not in ("waiting", "assigned")
@@ -372,80 +537,81 @@ class Router:
         ):
             # A survey answer about a resolved case: whether it reopens the case is
             # followup's call (complaints.escalated, kind dissatisfied), not a new entry.
-            return (
-                await queue.find_one_and_update(
-                    {"_id": case_id, "classified_events": {"$ne": event_id}},
-                    {"$addToSet": {"classified_events": event_id}},
-                    return_document=ReturnDocument.AFTER,
-                )
-                or doc
+            stored, current = await self._cas(
+                case_id,
+                doc,
+                lambda d: {"$addToSet": {"classified_events": event_id}} if unseen(d) else None,
             )
+            return stored or current or doc, False
         if doc is None or doc.get("state") not in ("waiting", "assigned"):
             # A new case, or a resolved one that came back: (re)start its queue entry.
             start = _utc(event.classified_at)
             due = _utc(event.sla.first_response_due)
             warn_at = escalation.sla_warn_at(start, due, self.settings.route_sla_warning_fraction)
-            try:
-                return await queue.find_one_and_update(
-                    {
-                        "_id": case_id,
-                        "state": {"$nin": ["waiting", "assigned"]},
-                        "classified_events": {"$ne": event_id},
+            restart = {
+                "$set": {
+                    "customer_id": event.customer_id,
+                    "state": "waiting",
+                    "req": request,
+                    "urgency": urgency,
+                    "enqueued_at": now,
+                    "classified_at": start,
+                    "lease_until": EPOCH,
+                    "sla": {
+                        "start": start,
+                        "first_response_due": due,
+                        "resolution_due": _utc(event.sla.resolution_due),
+                        "warn_at": warn_at,
                     },
-                    {
-                        "$set": {
-                            "customer_id": event.customer_id,
-                            "state": "waiting",
-                            "req": request,
-                            "urgency": urgency,
-                            "enqueued_at": now,
-                            "classified_at": start,
-                            "lease_until": EPOCH,
-                            "sla": {
-                                "start": start,
-                                "first_response_due": due,
-                                "resolution_due": _utc(event.sla.resolution_due),
-                                "warn_at": warn_at,
-                            },
-                            "sla_stage": "pending",
-                            "sla_next_at": warn_at,
-                            "status_mirrored": None,
-                        },
-                        "$addToSet": {"classified_events": event_id},
-                        "$setOnInsert": {"seq": 0},
-                        "$inc": {"rev": 1},
-                    },
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:
-                return await queue.find_one({"_id": case_id})
+                    "sla_stage": "pending",
+                    "sla_next_at": warn_at,
+                    "status_mirrored": None,
+                },
+                "$addToSet": {"classified_events": event_id},
+                "$setOnInsert": {"seq": 0},
+                "$inc": {"rev": 1},
+            }
+
+            def start_over(d: Document | None) -> dict[str, Any] | None:
+                if d is not None and (d.get("state") in ("waiting", "assigned") or not unseen(d)):
+                    return None  # queued or assigned meanwhile (or this event stored)
+                return restart
+
+            await self._sla_due(case_id, warn_at)  # before the write that sets it
+            stored, current = await self._cas(case_id, doc, start_over, upsert=True)
+            return stored or current, stored is not None
+
         # Another contact on a case already queued or assigned: urgency can only rise.
-        update: dict[str, Any] = {
-            "$addToSet": {"classified_events": event_id},
-            "$max": {"urgency": urgency},
-        }
-        if urgency > int(doc.get("urgency", 0)):
-            earlier = doc.get("req") or {}
-            if earlier.get("reopened"):  # still a reopened case, at its raised priority
-                request["reopened"] = earlier["reopened"]
-                request["priority"] = escalation.more_urgent(
-                    str(request["priority"]), earlier.get("priority")
-                )
-            update["$set"] = {"req": request}
-        return (
-            await queue.find_one_and_update(
-                {"_id": case_id, "classified_events": {"$ne": event_id}},
-                update,
-                return_document=ReturnDocument.AFTER,
-            )
-            or doc
-        )
+        def raise_urgency(d: Document | None) -> dict[str, Any] | None:
+            if not unseen(d):
+                return None
+            assert d is not None
+            update: dict[str, Any] = {
+                "$addToSet": {"classified_events": event_id},
+                "$max": {"urgency": urgency},
+            }
+            if urgency > int(d.get("urgency", 0)):
+                req = dict(request)
+                earlier = d.get("req") or {}
+                if earlier.get("reopened"):  # still a reopened case, at its raised priority
+                    req["reopened"] = earlier["reopened"]
+                    req["priority"] = escalation.more_urgent(
+                        str(req["priority"]), earlier.get("priority")
+                    )
+                update["$set"] = {"req": req}
+            return update
+
+        stored, current = await self._cas(case_id, doc, raise_urgency)
+        return stored or current or doc, False
 
     async def _anyone_ahead(self, doc: Document) -> bool:
-        ahead = await self.store["queue"].find_one(
+        """A waiting case that comes first (more urgent, or as urgent and waiting longer).
+
+        Reads ``queue_waiting`` (waiting cases only). A stale entry can only make this say
+        yes: the case then waits for the drain, which is woken at once and drops the entry.
+        """
+        ahead = await self.store[WAITING].find_one(
             {
-                "state": "waiting",
                 "_id": {"$ne": doc["_id"]},
                 "$or": [
                     {"urgency": {"$gt": doc["urgency"]}},
@@ -461,19 +627,50 @@ class Router:
         return [PersonView.from_doc(d) async for d in cursor]
 
     async def _previous_handlers(self, doc: Document) -> tuple[str, ...]:
-        """People who handled this customer, most recent first (this case's own first)."""
+        """People who handled this customer, most recent first (this case's own first).
+
+        From the customer's ``route_customers`` entry (by _id): their other cases, latest
+        enqueued first (20 of them), each case's handlers latest first.
+        """
         ordered: list[str] = list(reversed(doc.get("handled_by", [])))
         customer = doc.get("customer_id")
         if customer:
-            cursor = (
-                self.store["queue"]
-                .find({"customer_id": customer, "_id": {"$ne": doc["_id"]}}, {"handled_by": 1})
-                .sort("enqueued_at", -1)
-                .limit(20)
-            )
-            async for other in cursor:
+            known = await self.store[CUSTOMERS].find_one({"_id": customer})
+            cases = [
+                c
+                for c in ((known or {}).get("cases") or {}).values()
+                if c.get("case_id") != doc["_id"]
+            ]
+            cases.sort(key=lambda c: _utc(c.get("enqueued_at") or EPOCH), reverse=True)
+            for other in cases[:20]:
                 ordered.extend(reversed(other.get("handled_by", [])))
+            if len(cases) > HANDLER_CASES_KEPT + 10:
+                await self._forget_cases(customer, cases[HANDLER_CASES_KEPT:])
         return tuple(dict.fromkeys(ordered))
+
+    async def _remember_handlers(self, doc: Mapping[str, Any]) -> None:
+        """Record who handled this case under its customer (idempotent; runs in the flush
+        of the assignment, so a crash before it is repeated by the outbox sweep)."""
+        customer = doc.get("customer_id")
+        if not customer:
+            return
+        key = f"cases.{_field_key(doc['_id'])}"
+        await self.store[CUSTOMERS].update_one(
+            {"_id": customer},
+            {
+                "$set": {
+                    f"{key}.case_id": doc["_id"],
+                    f"{key}.enqueued_at": doc.get("enqueued_at") or EPOCH,
+                },
+                "$addToSet": {f"{key}.handled_by": {"$each": list(doc.get("handled_by", []))}},
+            },
+            upsert=True,
+        )
+
+    async def _forget_cases(self, customer: str, cases: Sequence[Mapping[str, Any]]) -> None:
+        unset = {f"cases.{_field_key(c['case_id'])}": "" for c in cases if c.get("case_id")}
+        if unset:
+            await self.store[CUSTOMERS].update_one({"_id": customer}, {"$unset": unset})
 
     def _requirement(self, doc: Document, previous: tuple[str, ...] = ()) -> Requirement:
         req = doc["req"]
@@ -495,35 +692,59 @@ class Router:
         )
 
     async def _assign(
-        self, doc: Document, people: list[PersonView] | None = None
+        self,
+        doc: Document,
+        people: list[PersonView] | None = None,
+        *,
+        unwait: bool = True,
+        redelivered: bool = False,
     ) -> tuple[Document, Document] | None:
-        """Try to give one waiting case to the best free person: (queue doc, person doc)."""
-        queue = self.store["queue"]
+        """Try to give one waiting case to the best free person: (queue doc, person doc).
+
+        ``unwait``: the case may have a waiting entry to drop once assigned;
+        ``redelivered``: called from a handler, whose redelivery repeats the flush.
+        """
         now = self.clock()
         min_seniority = self.settings.route_senior_min_seniority
         people = people if people is not None else await self.available_people()
         if not rank(people, self._requirement(doc), now, min_seniority):
             await self._mark_queued(doc)
             return None
-        leased = await queue.find_one_and_update(
-            {"_id": doc["_id"], "state": "waiting", "lease_until": {"$lt": now}},
-            {
-                "$set": {
-                    "lease_until": now + timedelta(seconds=self.settings.route_lease_seconds),
-                    "lease_owner": self.token,
-                }
-            },
-            return_document=ReturnDocument.AFTER,
-        )
+        lease_until = now + timedelta(seconds=self.settings.route_lease_seconds)
+        before: dict[str, Any] = {}
+
+        def lease(d: Document | None) -> dict[str, Any] | None:
+            if d is None or d.get("state") != "waiting":
+                return None
+            if _utc(d.get("lease_until") or EPOCH) >= now:
+                return None
+            before["doc"] = d
+            return {"$set": {"lease_until": lease_until, "lease_owner": self.token}}
+
+        leased, _ = await self._cas(doc["_id"], doc, lease)
         if leased is None:
             return None  # another replica is on it, or it is no longer waiting
+        earlier = before["doc"]
+        # A claim can only be left held by an attempt that did not finish (its lease was
+        # never reset) or by a hand-back/reopen of a case someone handled.
+        maybe_held = _utc(earlier.get("lease_until") or EPOCH) > EPOCH or bool(
+            earlier.get("handled_by")
+        )
         req = self._requirement(leased, await self._previous_handlers(leased))
-        choice, person_doc = await self._claim(leased["_id"], rank(people, req, now, min_seniority))
+        choice, person_doc = await self._claim(
+            leased["_id"], rank(people, req, now, min_seniority), maybe_held=maybe_held
+        )
         if choice is None or person_doc is None:
-            await queue.update_one(
-                {"_id": leased["_id"], "lease_owner": self.token}, {"$set": {"lease_until": EPOCH}}
+            reset, current = await self._cas(
+                leased["_id"],
+                leased,
+                lambda d: (
+                    {"$set": {"lease_until": EPOCH}}
+                    if d is not None and d.get("lease_owner") == self.token
+                    else None
+                ),
             )
-            await self._mark_queued(leased)
+            await self._mark_queued(reset or current or leased)
             return None
         seq = int(leased.get("seq", 0)) + 1
         person = choice.person
@@ -542,48 +763,67 @@ class Router:
             "waited_seconds": max(0.0, (now - enqueued).total_seconds()),
         }
         payload = self._assigned_event(leased, assignment)
-        done = await queue.find_one_and_update(
-            {"_id": leased["_id"], "state": "waiting", "lease_owner": self.token},
-            {
-                "$set": {
-                    "state": "assigned",
-                    "person_id": person.person_id,
-                    "assignment": assignment,
-                    "seq": seq,
-                    "lease_until": EPOCH,
-                    f"outbox.{event_id}": outbox_entry(ASSIGNED, payload, leased["_id"]),
-                },
-                "$min": {"outbox_at": now},
-                "$inc": {"rev": 1},
-                "$addToSet": {"handled_by": person.person_id},
-                "$push": {
-                    "history": {
-                        "seq": seq,
-                        "action": "assigned",
-                        "person_id": person.person_id,
-                        "team": person.team,
-                        "at": now,
-                    }
-                },
+        update = {
+            "$set": {
+                "state": "assigned",
+                "person_id": person.person_id,
+                "assignment": assignment,
+                "seq": seq,
+                "lease_until": EPOCH,
+                f"outbox.{event_id}": outbox_entry(ASSIGNED, payload, leased["_id"]),
             },
-            return_document=ReturnDocument.AFTER,
+            "$min": {"outbox_at": now},
+            "$inc": {"rev": 1},
+            "$addToSet": {"handled_by": person.person_id},
+            "$push": {
+                "history": {
+                    "seq": seq,
+                    "action": "assigned",
+                    "person_id": person.person_id,
+                    "team": person.team,
+                    "at": now,
+                }
+            },
+        }
+        marker = None if redelivered else await self._outbox_marker("queue", leased["_id"])
+        done, _ = await self._cas(
+            leased["_id"],
+            leased,
+            lambda d: (
+                update
+                if d is not None
+                and d.get("state") == "waiting"
+                and d.get("lease_owner") == self.token
+                else None
+            ),
         )
         if done is None:
             # Lost the lease or the case was resolved meanwhile: give the capacity back.
             await self._release_claim(leased["_id"], person.person_id)
+            if marker is not None:
+                await self.store[PENDING].delete_one({"_id": marker})
             return None
         metrics.assignments.labels(
             person.team, req.priority, "yes" if choice.continuity else "no"
         ).inc()
-        await self._flush("queue", done)
-        return done, person_doc
+        # The first state route mirrors of a new case assigned at once: waiting since its
+        # first enqueue (rev 1) and never marked queued.
+        unmirrored = int(earlier.get("rev", 0)) == 1 and earlier.get("status_mirrored") is None
+        flushed = await self._flush("queue", done, marker=marker, unmirrored=unmirrored)
+        if unwait:
+            await self._unwait(done["_id"], int(done.get("rev", 0)))
+        return flushed or done, person_doc
 
     async def _claim(
-        self, case_id: str, ranked: Sequence[Choice]
+        self, case_id: str, ranked: Sequence[Choice], *, maybe_held: bool = True
     ) -> tuple[Choice | None, Document | None]:
         people = self.store["people"]
         # A claim made before a crash, by someone still available, is reused as it stands.
-        held = await people.find_one({"open_cases": case_id, "presence": "available"})
+        held = (
+            await people.find_one({"open_cases": case_id, "presence": "available"})
+            if maybe_held
+            else None
+        )
         if held is not None:
             for choice in ranked:
                 if choice.person.person_id == held["_id"]:
@@ -648,20 +888,51 @@ class Router:
         if doc.get("status_mirrored") == "queued":
             return
         await self._project(doc)
+        # Only a flag for skipping this projection next time: it does not bump the version
+        # and is dropped when the entry changed since ``doc`` (then projected again later).
         await self.store["queue"].update_one(
-            {"_id": doc["_id"], "state": "waiting"}, {"$set": {"status_mirrored": "queued"}}
+            {"_id": doc["_id"], "v": doc.get("v")}, {"$set": {"status_mirrored": "queued"}}
         )
 
     async def drain(self) -> int:
-        """Assign waiting cases, most urgent then longest waiting first; returns how many."""
+        """Assign waiting cases, most urgent then longest waiting first; returns how many.
+
+        Reads ``queue_waiting``, then the entries' queue documents by _id; an entry whose
+        case is no longer waiting is dropped (when its rev is not newer than the case's, or
+        it is older than a lease: a move into waiting that never happened), one whose
+        figures are out of date is refreshed.
+        """
         now = self.clock()
-        waiting = (
-            await self.store["queue"]
-            .find({"state": "waiting"})
+        entries = (
+            await self.store[WAITING]
+            .find({})
             .sort([("urgency", -1), ("enqueued_at", 1)])
             .limit(self.settings.route_drain_batch)
             .to_list()
         )
+        if not entries:
+            return 0
+        ids = [e["_id"] for e in entries]
+        docs = {d["_id"]: d async for d in self.store["queue"].find({"_id": {"$in": ids}})}
+        stale_before = now - timedelta(seconds=max(self.settings.route_lease_seconds, 30.0))
+        waiting = []
+        for entry in entries:
+            doc = docs.get(entry["_id"])
+            if doc is None or doc.get("state") != "waiting":
+                newer = doc is not None and int(entry.get("rev") or 0) > int(doc.get("rev", 0))
+                if not newer or _utc(entry.get("at") or EPOCH) < stale_before:
+                    await self.store[WAITING].delete_one(
+                        {"_id": entry["_id"], "stamp": entry.get("stamp")}
+                    )
+                continue
+            if (
+                entry.get("rev") != doc.get("rev")
+                or entry.get("urgency") != doc.get("urgency")
+                or _utc(entry.get("enqueued_at") or EPOCH) != _utc(doc.get("enqueued_at") or EPOCH)
+            ):
+                await self._wait_index(doc)
+            waiting.append(doc)
+        waiting.sort(key=lambda d: (-int(d.get("urgency", 0)), _utc(d.get("enqueued_at") or EPOCH)))
         if not waiting:
             return 0
         people = await self.available_people()
@@ -717,7 +988,14 @@ class Router:
         extra_set: Mapping[str, Any] | None = None,
         extra_filter: Mapping[str, Any] | None = None,
         to_person_id: str | None = None,
+        doc: Document | None = None,
+        swept: bool = False,
     ) -> Document | None:
+        """Hand an assigned case back to the queue, announcing it (once per event id).
+
+        ``swept``: called by the SLA sweep, whose route_sla entry stays due until after
+        the flush (so it needs no route_outbox marker: see ``sla_sweep``).
+        """
         now = self.clock()
         escalated = CaseEscalated(
             case_id=case_id,
@@ -727,60 +1005,78 @@ class Router:
             reason=reason,
             escalated_at=now,
         )
-        doc = await self.store["queue"].find_one_and_update(
-            {
-                "_id": case_id,
-                "state": "assigned",
-                "person_id": person_id,
-                "escalation_ids": {"$ne": event_id},
-                **(extra_filter or {}),
+
+        def held(d: Document | None) -> bool:
+            return (
+                d is not None
+                and d.get("state") == "assigned"
+                and d.get("person_id") == person_id
+                and event_id not in d.get("escalation_ids", [])
+                and all(d.get(k) == v for k, v in (extra_filter or {}).items())
+            )
+
+        update = {
+            "$set": {
+                "state": "waiting",
+                "lease_until": EPOCH,
+                "status_mirrored": "queued",  # the flush below mirrors it
+                f"outbox.{event_id}": outbox_entry(ESCALATED, escalated, case_id),
+                **(extra_set or {}),
             },
-            {
-                "$set": {
-                    "state": "waiting",
-                    "lease_until": EPOCH,
-                    "status_mirrored": "queued",  # the flush below mirrors it
-                    f"outbox.{event_id}": outbox_entry(ESCALATED, escalated, case_id),
-                    **(extra_set or {}),
-                },
-                "$unset": {"person_id": "", "assignment": ""},
-                "$min": {"outbox_at": now},
-                "$inc": {"rev": 1},
-                "$addToSet": {"escalation_ids": event_id},
-                "$push": {
-                    "history": {"action": "released", "person_id": person_id, "at": now},
-                    "escalations": _escalation_record(escalated, event_id),
-                },
+            "$unset": {"person_id": "", "assignment": ""},
+            "$min": {"outbox_at": now},
+            "$inc": {"rev": 1},
+            "$addToSet": {"escalation_ids": event_id},
+            "$push": {
+                "history": {"action": "released", "person_id": person_id, "at": now},
+                "escalations": _escalation_record(escalated, event_id),
             },
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is not None:
-            metrics.escalations.labels(kind).inc()
-            await self._flush("queue", doc)
-        return doc
+        }
+        if doc is None:
+            doc = await self.store["queue"].find_one({"_id": case_id})
+        if not held(doc):
+            return None
+        assert doc is not None
+        # Before the move: a marker for its event, the case in queue_waiting (at the rev
+        # the move gives it). Neither outlives a move that does not happen.
+        marker = None if swept else await self._outbox_marker("queue", case_id)
+        rev = int(doc.get("rev", 0)) + 1
+        stamp = await self._wait_index(doc, rev=rev)
+        stored, _ = await self._cas(case_id, doc, lambda d: update if held(d) else None)
+        if stored is None:
+            await self.store[WAITING].delete_one({"_id": case_id, "stamp": stamp})
+            if marker is not None:
+                await self.store[PENDING].delete_one({"_id": marker})
+            return None
+        if int(stored.get("rev", 0)) != rev or stored.get("urgency") != doc.get("urgency"):
+            await self._wait_index(stored)
+        metrics.escalations.labels(kind).inc()
+        return await self._flush("queue", stored, marker=marker)
 
     # -- reopened cases -----------------------------------------------------------------
 
     async def _reopen(self, event: CaseEscalated, event_id: str) -> Document:
-        """Store the reopen once (guarded by the event id and the state it was decided on);
-        a redelivery finds it stored and only repeats the flush."""
+        """Store the reopen once (guarded by the event id and the version it was decided
+        on); a redelivery finds it stored and only repeats the flush."""
         queue = self.store["queue"]
         for _ in range(5):
             doc = await queue.find_one({"_id": event.case_id})
             if doc is None or "req" not in doc:
                 raise Rejected("unknown_case", f"case {event.case_id} was never routed")
             if event_id in doc.get("reopen_ids", []):
-                await self._flush("queue", doc)
-                return doc
+                return await self._flush("queue", doc)
             update, release = await self._reopen_update(doc, event, event_id)
-            guard = {"state": doc.get("state"), "person_id": doc.get("person_id")}
+            sla_at = update["$set"].get("sla_next_at")
+            if sla_at is not None:
+                await self._sla_due(doc["_id"], sla_at)  # before the write that sets it
+            update["$set"]["v"] = int(doc.get("v") or 0) + 1
             stored = await queue.find_one_and_update(
-                {"_id": doc["_id"], "reopen_ids": {"$ne": event_id}, **guard},
+                {"_id": doc["_id"], "v": doc.get("v")},
                 update,
                 return_document=ReturnDocument.AFTER,
             )
             if stored is None:
-                continue  # assigned, resolved or reopened meanwhile: decide again
+                continue  # changed meanwhile (assigned, resolved, reopened): decide again
             if release:
                 await self._release_claim(doc["_id"], release)
             log.info(
@@ -790,8 +1086,7 @@ class Router:
                 stored.get("state"),
                 stored["req"]["priority"],
             )
-            await self._flush("queue", stored)
-            return stored
+            return await self._flush("queue", stored)
         raise RuntimeError(f"case {event.case_id} kept changing while being reopened")
 
     async def _reopen_update(
@@ -924,36 +1219,56 @@ class Router:
             reason=reason,
             escalated_at=now,
         )
-        try:
-            stored = await self.store["queue"].find_one_and_update(
-                {"_id": case_id, "escalation_ids": {"$ne": event_id}},
-                {
-                    "$set": {
-                        f"outbox.{event_id}": outbox_entry(ESCALATED, escalated, case_id),
-                        **(extra_set or {}),
-                    },
-                    "$min": {"outbox_at": now},
-                    "$addToSet": {"escalation_ids": event_id},
-                    "$push": {"escalations": _escalation_record(escalated, event_id)},
-                },
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:
+        update = {
+            "$set": {
+                f"outbox.{event_id}": outbox_entry(ESCALATED, escalated, case_id),
+                **(extra_set or {}),
+            },
+            "$min": {"outbox_at": now},
+            "$addToSet": {"escalation_ids": event_id},
+            "$push": {"escalations": _escalation_record(escalated, event_id)},
+        }
+
+        def new_escalation(d: Document | None) -> dict[str, Any] | None:
+            return None if d is not None and event_id in d.get("escalation_ids", []) else update
+
+        current = dict(doc) if "v" in doc or "req" in doc else None
+        if current is not None and new_escalation(current) is None:
             return None  # already escalated for this event
+        # Called from handlers only: their redelivery repeats the flush that publishes it.
+        stored, _ = await self._cas(
+            case_id, current, new_escalation, upsert=True, known=current is not None
+        )
         if stored is not None:
             metrics.escalations.labels(kind).inc()
         return stored
 
     async def sla_sweep(self) -> int:
-        """Warn (remind, reassign) before a first-response breach; escalate at breach."""
+        """Warn (remind, reassign) before a first-response breach; escalate at breach.
+
+        Due checks come from ``route_sla`` (cases with a pending SLA check only); each case
+        is read by _id and the entry set to what the case says, *after* the escalation it
+        stores is published: an entry stays due until then, so a crash in between is
+        found again here and the outbox flushed (no route_outbox marker needed).
+        """
         now = self.clock()
         queue = self.store["queue"]
-        due = await queue.find({"sla_next_at": {"$lte": now}}).limit(100).to_list()
+        grace = now - timedelta(seconds=self.settings.route_outbox_grace_seconds)
+        due = await self.store[DUE].find({"sla_at": {"$lte": now}}).limit(100).to_list()
         handled = 0
-        for doc in due:
-            stage = doc.get("sla_stage")
-            if stage not in ("pending", "warned"):
+        for entry in due:
+            doc = await queue.find_one({"_id": entry["_id"]})
+            if doc is not None and doc.get("outbox"):
+                if _utc(doc.get("outbox_at") or EPOCH) > grace:
+                    continue  # a writer is publishing it now: look again next time
+                doc = await self._flush("queue", doc)  # left by a crash before the sync
+            stage = (doc or {}).get("sla_stage")
+            next_at = (doc or {}).get("sla_next_at")
+            if doc is None or next_at is None or stage not in ("pending", "warned"):
+                await self._due_sla(entry, None)
+                continue
+            if _utc(next_at) > now:
+                await self._due_sla(entry, next_at)
                 continue
             assignee = None
             if doc.get("state") == "assigned" and doc.get("person_id"):
@@ -964,8 +1279,8 @@ class Router:
             deadline = _utc(sla.get("first_response_due") or now)
             cycle = deadline.isoformat()
             event_id = derived_id(doc["_id"], action.kind, cycle)
-            # The stage move is the claim: one replica wins, the other's filter misses.
-            guard = {"sla_stage": stage, "sla_next_at": doc["sla_next_at"]}
+            # The stage move is the claim: one replica wins, the other's guard fails.
+            guard = {"sla_stage": stage, "sla_next_at": next_at}
             if stage == "pending":
                 next_set: dict[str, Any] = {"sla_stage": "warned", "sla_next_at": deadline}
             else:
@@ -983,6 +1298,8 @@ class Router:
                     extra_set=next_set,
                     extra_filter=guard,
                     to_person_id=assignee.supervisor_id,
+                    doc=doc,
+                    swept=True,
                 )
                 if result is not None:
                     await self._release_claim(doc["_id"], assignee.person_id)
@@ -996,6 +1313,7 @@ class Router:
                     doc, action, reason, event_id, now, guard, next_set
                 )
             if result is not None:
+                await self._due_sla(entry, next_set["sla_next_at"])
                 handled += 1
                 if action.kind == "sla_warning":
                     metrics.sla_warnings.inc()
@@ -1022,23 +1340,29 @@ class Router:
             reason=reason,
             escalated_at=now,
         )
-        stored = await self.store["queue"].find_one_and_update(
-            {"_id": doc["_id"], "escalation_ids": {"$ne": event_id}, **guard},
-            {
-                "$set": {
-                    f"outbox.{event_id}": outbox_entry(ESCALATED, escalated, doc["_id"]),
-                    **next_set,
-                },
-                "$min": {"outbox_at": now},
-                "$addToSet": {"escalation_ids": event_id},
-                "$push": {"escalations": _escalation_record(escalated, event_id)},
+        update = {
+            "$set": {
+                f"outbox.{event_id}": outbox_entry(ESCALATED, escalated, doc["_id"]),
+                **next_set,
             },
-            return_document=ReturnDocument.AFTER,
-        )
-        if stored is not None:
-            metrics.escalations.labels(action.kind).inc()
-            await self._flush("queue", stored)
-        return stored
+            "$min": {"outbox_at": now},
+            "$addToSet": {"escalation_ids": event_id},
+            "$push": {"escalations": _escalation_record(escalated, event_id)},
+        }
+
+        def unchanged(d: Document | None) -> dict[str, Any] | None:
+            if d is None or event_id in d.get("escalation_ids", []):
+                return None
+            if any(d.get(k) != v for k, v in guard.items()):
+                return None
+            return update
+
+        # Only the SLA sweep calls this: its route_sla entry is the marker (see sla_sweep).
+        stored, _ = await self._cas(doc["_id"], doc, unchanged)
+        if stored is None:
+            return None
+        metrics.escalations.labels(action.kind).inc()
+        return await self._flush("queue", stored)
 
     # -- lessons and digests ------------------------------------------------------------
 
@@ -1135,17 +1459,23 @@ class Router:
             if not value:
                 continue
             value = value.strip().lower()
-            # The case id guard makes a redelivered event count once.
-            with contextlib.suppress(DuplicateKeyError):
-                await self.store["spike_buckets"].update_one(
-                    {"_id": f"{dimension}|{value}|{bucket}", "cases": {"$ne": event.case_id}},
-                    {
-                        "$inc": {"count": 1},
-                        "$push": {"cases": event.case_id},
-                        "$setOnInsert": {"dimension": dimension, "value": value, "bucket": bucket},
-                    },
-                    upsert=True,
-                )
+            # Keyed by _id; the set of case ids makes a redelivered event count once (the
+            # bucket's count is the size of that set).
+            for _ in range(2):  # a concurrent first insert of the bucket: add again
+                with contextlib.suppress(DuplicateKeyError):
+                    await self.store["spike_buckets"].update_one(
+                        {"_id": f"{dimension}|{value}|{bucket}"},
+                        {
+                            "$addToSet": {"cases": event.case_id},
+                            "$setOnInsert": {
+                                "dimension": dimension,
+                                "value": value,
+                                "bucket": bucket,
+                            },
+                        },
+                        upsert=True,
+                    )
+                    break
 
     async def detect_spikes(self, now: datetime | None = None) -> list[SpikeAlert]:
         now = now or self.clock()
@@ -1159,7 +1489,7 @@ class Router:
         examples: dict[tuple[str, str], list[str]] = defaultdict(list)
         for row in sorted(recent, key=lambda r: r["bucket"]):
             key = (row["dimension"], row["value"])
-            totals[key] += int(row.get("count", 0))
+            totals[key] += _bucket_count(row)
             examples[key].extend(row.get("cases", []))
         active = {
             (d["dimension"], d["value"])
@@ -1170,9 +1500,9 @@ class Router:
         for dimension, value in sorted(keys):
             history = buckets.find(
                 {"dimension": dimension, "value": value, "bucket": {"$gte": w.horizon(t)}},
-                {"bucket": 1, "count": 1},
+                {"bucket": 1, "count": 1, "cases": 1},
             )
-            counts = {int(r["bucket"]): int(r.get("count", 0)) async for r in history}
+            counts = {int(r["bucket"]): _bucket_count(r) async for r in history}
             stat = spikes.evaluate(counts, t, w)
             spike_id = f"{dimension}:{value}"
             if (dimension, value) in active:
@@ -1245,11 +1575,14 @@ class Router:
 
     # -- outbox and the case mirror -----------------------------------------------------
 
-    async def _project(self, doc: Mapping[str, Any]) -> None:
+    async def _project(self, doc: Mapping[str, Any], *, unmirrored: bool = False) -> None:
         """Mirror route's fields onto the case document (idempotent, never backwards).
 
         Every state change bumps the queue document's ``rev``; the case remembers the rev
         it mirrors, so a slow writer holding an older state cannot overwrite a newer one.
+        The case's (route_rev, status) is read by _id and the update compares exactly those
+        (keyed by the unique index (_id, route_rev, status)): one atomic update of history,
+        rev, assignment and status (was: a rev-guarded update and a status update).
         """
         cases = self.store["cases"]
         case_id = doc["_id"]
@@ -1264,69 +1597,136 @@ class Router:
         if status is None:
             await cases.update_one({"_id": case_id}, history, upsert=True)
             return
-        # One update for the history and the rev-guarded fields (was two). When the case
-        # already mirrors a newer rev, skipping this history is safe: queue history and
-        # escalations are only ever pushed, so the newer state's lists hold these entries
-        # and its writer added them in the same atomic update that stored its rev.
-        update: dict[str, Any] = {**history, "$set": {"route_rev": rev}}
-        if state == "assigned" and doc.get("assignment"):
-            update["$set"]["assignment"] = doc["assignment"]
-            update["$min"] = {"stages.assigned_at": doc["assignment"]["assigned_at"]}
-        else:
-            update["$unset"] = {"assignment": ""}
-        try:
-            newer = await cases.update_one(
-                {"_id": case_id, "route_rev": {"$not": {"$gt": rev}}}, update, upsert=True
-            )
-        except DuplicateKeyError:
-            return  # the case exists and mirrors a newer rev: nothing of ours to add
-        if newer.matched_count or newer.upserted_id is not None:
-            await cases.update_one(
-                {"_id": case_id, "route_rev": rev, "status": {"$nin": FINAL_CASE_STATUSES}},
-                {"$set": {"status": status}},
-            )
+        # ``unmirrored``: route never mirrored this case (a new case assigned at once), so
+        # it is as ingest left it, open: try that without reading it first (a miss reads
+        # it and decides again).
+        guess: Document | None = None
+        if unmirrored:
+            guess = {"_id": case_id, "route_rev": None, "status": CaseStatus.OPEN.value}
+        for _ in range(CAS_ATTEMPTS):
+            case: Document | None
+            if guess is not None:
+                case, guess = guess, None
+            else:
+                case = await cases.find_one({"_id": case_id}, {"route_rev": 1, "status": 1})
+            mirrored, current = (case or {}).get("route_rev"), (case or {}).get("status")
+            if mirrored is not None and int(mirrored) > rev:
+                # The case mirrors a newer rev: skipping this history is safe, as queue
+                # history and escalations are only ever pushed, so the newer state's lists
+                # hold these entries and its writer stored them with its rev.
+                return
+            update: dict[str, Any] = {**history, "$set": {"route_rev": rev}}
+            if state == "assigned" and doc.get("assignment"):
+                update["$set"]["assignment"] = doc["assignment"]
+                update["$min"] = {"stages.assigned_at": doc["assignment"]["assigned_at"]}
+            else:
+                update["$unset"] = {"assignment": ""}
+            if current not in FINAL_CASE_STATUSES:
+                update["$set"]["status"] = status
+            try:
+                result = await cases.update_one(
+                    {"_id": case_id, "route_rev": mirrored, "status": current},
+                    update,
+                    upsert=case is None,
+                )
+            except DuplicateKeyError:
+                continue  # the case was created meanwhile: read it again
+            if result.matched_count or result.upserted_id is not None:
+                return
+        log.warning("case %s kept changing while route mirrored rev %d", case_id, rev)
 
     async def _flush(
-        self, collection: str, doc: Mapping[str, Any] | None, *, mirror: bool = True
-    ) -> None:
-        """Mirror (queue), publish the stored events, then drop them from the outbox."""
+        self,
+        collection: str,
+        doc: Mapping[str, Any] | None,
+        *,
+        mirror: bool = True,
+        marker: str | None = None,
+        unmirrored: bool = False,
+    ) -> Document:
+        """Mirror (queue), publish the stored events, then drop them from the outbox.
+
+        Returns the document as this left it (its outbox emptied). ``marker``: the
+        route_outbox marker written before the events were stored, dropped at the end;
+        ``unmirrored``: the case was never mirrored before (see ``_project``).
+        """
         if not doc:
-            return
+            return dict(doc or {})
         entries: Mapping[str, Any] = doc.get("outbox") or {}
         if mirror and collection == "queue" and "req" in doc:
-            await self._project(doc)
+            await self._project(doc, unmirrored=unmirrored)
+            if any(e.get("topic") == ASSIGNED.topic for e in entries.values()):
+                await self._remember_handlers(doc)
         if not entries:
-            return
+            if marker is not None:
+                await self.store[PENDING].delete_one({"_id": marker})
+            return dict(doc)
         await self.publish([to_outgoing(eid, entry) for eid, entry in entries.items()])
         coll = self.store[collection]
         unset = {f"outbox.{eid}": "" for eid in entries}
-        # Usually the outbox holds exactly what was just published: empty it and drop its
-        # timestamp in one update (was always two). Anything added meanwhile makes the
-        # exact match miss, and the two guarded updates below handle it as before.
-        cleared = await coll.update_one(
-            {"_id": doc["_id"], "outbox": dict(entries)}, {"$unset": {**unset, "outbox_at": ""}}
-        )
-        if cleared.matched_count:
-            return
-        await coll.update_one({"_id": doc["_id"]}, {"$unset": unset})
-        await coll.update_one({"_id": doc["_id"], "outbox": {}}, {"$unset": {"outbox_at": ""}})
+        flushed = {k: v for k, v in doc.items() if k != "outbox_at"}
+        flushed["outbox"] = {}
+        if collection == "queue":
+            # Usually nothing changed the entry since: empty the outbox and drop its
+            # timestamp in one keyed update (the version compare). This does not bump the
+            # version: it removes only what was published, which no guard depends on.
+            cleared = await coll.update_one(
+                {"_id": doc["_id"], "v": doc.get("v")}, {"$unset": {**unset, "outbox_at": ""}}
+            )
+            if not cleared.matched_count:
+                # Changed meanwhile (maybe more events stored): drop only what was published.
+                await coll.update_one({"_id": doc["_id"]}, {"$unset": unset})
+        elif collection == "lessons":
+            # A lesson's outbox is written once, with the lesson: nothing can be added.
+            await coll.update_one({"_id": doc["_id"]}, {"$unset": {**unset, "outbox_at": ""}})
+        else:  # spikes: a small collection, the guarded updates may scan it
+            cleared = await coll.update_one(
+                {"_id": doc["_id"], "outbox": dict(entries)},
+                {"$unset": {**unset, "outbox_at": ""}},
+            )
+            if not cleared.matched_count:
+                await coll.update_one({"_id": doc["_id"]}, {"$unset": unset})
+                await coll.update_one(
+                    {"_id": doc["_id"], "outbox": {}}, {"$unset": {"outbox_at": ""}}
+                )
+        if marker is not None:
+            await self.store[PENDING].delete_one({"_id": marker})
+        return flushed
 
     async def outbox_sweep(self) -> int:
-        """Publish events a crash left stored but unpublished."""
+        """Publish events a crash left stored but unpublished.
+
+        Reads ``route_outbox`` (markers of background writes not yet published: normally
+        none older than a moment) and ``spikes`` (small); a marker's document is read by
+        _id and flushed, then the marker dropped.
+        """
         now = self.clock()
         cutoff = now - timedelta(seconds=self.settings.route_outbox_grace_seconds)
         flushed = 0
-        for name in OUTBOX_COLLECTIONS:
-            coll = self.store[name]
-            for doc in await coll.find({"outbox_at": {"$lte": cutoff}}).limit(50).to_list():
-                claimed = await coll.find_one_and_update(
-                    {"_id": doc["_id"], "outbox_at": doc["outbox_at"]},
-                    {"$set": {"outbox_at": now}},
-                    return_document=ReturnDocument.AFTER,
-                )
-                if claimed is not None:
-                    await self._flush(name, claimed)
-                    flushed += 1
+        pending = self.store[PENDING]
+        for mark in await pending.find({"at": {"$lte": cutoff}}).limit(50).to_list():
+            # Claim it (keyed; the previous value says who won) so replicas do not both work.
+            before = await pending.find_one_and_update({"_id": mark["_id"]}, {"$set": {"at": now}})
+            if before is None or before.get("at") != mark.get("at"):
+                continue
+            doc = await self.store[mark["coll"]].find_one({"_id": mark["doc_id"]})
+            if doc is not None and doc.get("outbox"):
+                await self._flush(mark["coll"], doc, marker=mark["_id"])
+                flushed += 1
+            elif doc is not None and _utc(doc.get("lease_until") or EPOCH) > now:
+                continue  # an assignment still in flight: it drops its own marker
+            else:
+                await pending.delete_one({"_id": mark["_id"]})
+        spikes_coll = self.store["spikes"]
+        for doc in await spikes_coll.find({"outbox_at": {"$lte": cutoff}}).limit(50).to_list():
+            claimed = await spikes_coll.find_one_and_update(
+                {"_id": doc["_id"], "outbox_at": doc["outbox_at"]},
+                {"$set": {"outbox_at": now}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if claimed is not None:
+                await self._flush("spikes", claimed)
+                flushed += 1
         return flushed
 
     # -- gauges -------------------------------------------------------------------------
@@ -1346,9 +1746,9 @@ class Router:
                     if skill_level(p, category) > 0:
                         skilled[category][p.team] += 1
         waiting: Counter[str] = Counter({team: 0 for team in per_team})
-        cursor = self.store["queue"].find({"state": "waiting"}, {"req.category": 1}).limit(5000)
+        cursor = self.store[WAITING].find({}, {"category": 1}).limit(5000)
         async for doc in cursor:
-            category = (doc.get("req") or {}).get("category", "other")
+            category = doc.get("category") or "other"
             teams = skilled.get(category)
             waiting[teams.most_common(1)[0][0] if teams else "none"] += 1
         for team, n in waiting.items():
@@ -1363,6 +1763,16 @@ def _same_mirror(doc: Mapping[str, Any], mirrored: Mapping[str, Any] | None) -> 
     return mirrored is not None and all(
         doc.get(name) == mirrored.get(name) for name in _MIRRORED_FIELDS
     )
+
+
+def _bucket_count(row: Mapping[str, Any]) -> int:
+    """Cases counted in a spike bucket (older buckets kept a separate count)."""
+    return len(row["cases"]) if "cases" in row else int(row.get("count", 0))
+
+
+def _field_key(case_id: str) -> str:
+    """A case id usable as a field name (no dots, no leading $)."""
+    return case_id.replace(".", "\uff0e").replace("$", "\uff04")
 
 
 def _ratio(person_doc: Mapping[str, Any]) -> float:

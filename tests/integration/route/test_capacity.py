@@ -125,7 +125,7 @@ async def test_going_offline_hands_cases_back(rsettings: RouteSettings) -> None:
 async def test_event_left_in_outbox_by_a_crash_is_republished(rsettings: RouteSettings) -> None:
     from datetime import timedelta
 
-    from services.route.handlers import outbox_entry
+    from services.route.handlers import PENDING, outbox_entry
     from shared.events.catalogue import ESCALATED
     from shared.events.pipeline import CaseEscalated
 
@@ -135,7 +135,11 @@ async def test_event_left_in_outbox_by_a_crash_is_republished(rsettings: RouteSe
         event = CaseEscalated(
             case_id="crashed", kind="handback", to_role="queue", reason="test", escalated_at=stale
         )
-        # As if the process died between storing the decision and publishing it.
+        # As if the process died between storing a background decision and publishing it:
+        # the marker written before the decision, then the decision with its event.
+        await service.store[PENDING].insert_one(
+            {"_id": "queue:crashed:m1", "coll": "queue", "doc_id": "crashed", "at": stale}
+        )
         await queue.insert_one(
             {
                 "_id": "crashed",
@@ -148,4 +152,5 @@ async def test_event_left_in_outbox_by_a_crash_is_republished(rsettings: RouteSe
         assert events[0][0] == "evt-1" and events[0][1]["case_id"] == "crashed"
         doc = await wait_for(lambda: queue.find_one({"_id": "crashed", "outbox": {}}))
         assert "outbox_at" not in doc
+        assert await service.store[PENDING].count_documents({}) == 0
         assert await router.outbox_sweep() == 0
