@@ -10,14 +10,29 @@
 // survives kill -9 of this process. "interval" leaves it to MVStore's 1 s auto-commit:
 // a kill -9 then loses the last ~1 s of acknowledged writes (measured: no clear speed gain).
 //
+// Keyed filters: mongo-java-server uses a unique index only when a filter's fields are
+// exactly the index's fields, so {_id: X, status: "open"} (every guarded update) read the
+// whole collection. KeyedH2Collection narrows such a filter by the unique index whose
+// fields it contains (by equality or $in) and applies the whole filter to those documents,
+// as mongod's planner does. Non-unique indexes stay unsupported (mongo-java-server).
+//
 // TTL: mongo-java-server accepts and lists TTL indexes but never deletes anything. A
 // reaper thread here does what mongod's TTL monitor does: every --ttl-interval-s seconds
 // (default 60) it deletes, for each index with expireAfterSeconds on a single field, the
 // documents whose field is a date older than now - expireAfterSeconds.
 
+import de.bwaldvogel.mongo.MongoCollection;
+import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.backend.CollectionOptions;
+import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.IndexKey;
+import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
+import de.bwaldvogel.mongo.backend.h2.H2Collection;
+import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.bson.Document;
 import io.netty.channel.Channel;
 import io.netty.channel.embedded.EmbeddedChannel;
@@ -31,6 +46,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.h2.mvstore.MVMap;
 import org.h2.mvstore.MVStore;
 
 public final class AmendsMongoServer {
@@ -41,12 +57,80 @@ public final class AmendsMongoServer {
         "insert", "update", "delete", "findandmodify", "createindexes", "dropindexes",
         "create", "drop", "dropdatabase", "renamecollection", "collmod", "aggregate");
 
+    static final class KeyedH2Collection extends H2Collection {
+        KeyedH2Collection(MongoDatabase database, String name, CollectionOptions options,
+                MVMap<Object, Document> dataMap, MVMap<String, Object> metaMap,
+                CursorRegistry cursorRegistry) {
+            super(database, name, options, dataMap, metaMap, cursorRegistry);
+        }
+
+        @Override
+        protected QueryResult queryDocuments(Document query, Document orderBy, int numberToSkip,
+                int limit, int batchSize, Document fieldSelector) {
+            for (Index<Object> index : getIndexes()) {
+                if (index.canHandle(query)) {
+                    return super.queryDocuments(query, orderBy, numberToSkip, limit, batchSize, fieldSelector);
+                }
+            }
+            for (Index<Object> index : getIndexes()) {
+                Document narrowed = narrowedBy(index, query);
+                if (narrowed != null && index.canHandle(narrowed)) {
+                    return matchDocuments(query, index.getPositions(narrowed), orderBy, numberToSkip,
+                        limit, batchSize, fieldSelector);
+                }
+            }
+            return super.queryDocuments(query, orderBy, numberToSkip, limit, batchSize, fieldSelector);
+        }
+
+        /** The part of {@code query} on the fields of a unique index, or null. */
+        private static Document narrowedBy(Index<Object> index, Document query) {
+            if (!index.isUnique()) {
+                return null;
+            }
+            Document narrowed = new Document();
+            for (IndexKey key : index.getKeys()) {
+                Object value = query.get(key.getKey());
+                // null would also match documents without the field, which a sparse index
+                // does not hold: leave such filters to the full scan.
+                if (value == null) {
+                    return null;
+                }
+                narrowed.put(key.getKey(), value);
+            }
+            return narrowed.size() < query.size() ? narrowed : null;
+        }
+    }
+
+    static final class KeyedH2Database extends H2Database {
+        // The process's one store. A static, not a field: H2Database's constructor opens the
+        // existing collections (calling openOrCreateCollection) before fields are set.
+        static MVStore store;
+
+        KeyedH2Database(String name, MVStore store, CursorRegistry cursorRegistry) {
+            super(name, store, cursorRegistry);
+        }
+
+        @Override
+        protected MongoCollection<Object> openOrCreateCollection(String name, CollectionOptions options) {
+            // The same map names as H2Database, so existing data files open unchanged.
+            String namespace = getFullCollectionNamespace(name);
+            MVMap<Object, Document> dataMap = store.openMap("databases." + namespace);
+            MVMap<String, Object> metaMap = store.openMap("meta." + namespace);
+            return new KeyedH2Collection(this, name, options, dataMap, metaMap, cursorRegistry);
+        }
+    }
+
     static final class CommittingH2Backend extends H2Backend {
         private final boolean commitEveryWrite;
 
         CommittingH2Backend(MVStore store, boolean commitEveryWrite) {
             super(store);
             this.commitEveryWrite = commitEveryWrite;
+        }
+
+        @Override
+        protected MongoDatabase openOrCreateDatabase(String name) {
+            return new KeyedH2Database(name, KeyedH2Database.store, getCursorRegistry());
         }
 
         @Override
@@ -140,6 +224,7 @@ public final class AmendsMongoServer {
         // the file grow by hundreds of MB under load; a short retention keeps it small and is
         // still safe against a crash of this process (the OS page cache survives that).
         store.setRetentionTime(Integer.parseInt(a.getOrDefault("retention-ms", "2000")));
+        KeyedH2Database.store = store;
         H2Backend backend = new CommittingH2Backend(store, everyWrite);
         // mongo-java-server's MONGO_5_0 reports wire version 8, which pymongo >= 4.14 refuses
         // (it needs >= 9, MongoDB 4.4). Report 5.0 / wire 13 instead.
