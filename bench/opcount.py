@@ -58,7 +58,7 @@ def route_as_before() -> None:
 
     FINAL = handlers.FINAL_CASE_STATUSES
 
-    async def _project(self: Any, doc: Any) -> None:
+    async def _project(self: Any, doc: Any, **_: Any) -> None:
         cases = self.store["cases"]
         case_id = doc["_id"]
         await cases.update_one(
@@ -90,20 +90,27 @@ def route_as_before() -> None:
                 {"$set": {"status": status}},
             )
 
-    async def _flush(self: Any, collection: str, doc: Any, *, mirror: bool = True) -> None:
+    async def _flush(
+        self: Any, collection: str, doc: Any, *, mirror: bool = True, marker: Any = None, **_: Any
+    ) -> Any:
+        # The mirror and outbox clear as before; the route_outbox marker and the returned
+        # document are what the current Router expects.
         if not doc:
-            return
+            return dict(doc or {})
         entries = doc.get("outbox") or {}
         if collection == "queue" and "req" in doc:
             await self._project(doc)
+        if marker is not None:
+            await self.store[handlers.PENDING].delete_one({"_id": marker})
         if not entries:
-            return
+            return dict(doc)
         await self.publish([handlers.to_outgoing(eid, e) for eid, e in entries.items()])
         coll = self.store[collection]
         await coll.update_one(
             {"_id": doc["_id"]}, {"$unset": {f"outbox.{eid}": "" for eid in entries}}
         )
         await coll.update_one({"_id": doc["_id"], "outbox": {}}, {"$unset": {"outbox_at": ""}})
+        return {**doc, "outbox": {}}
 
     handlers.Router._project = _project  # type: ignore[method-assign]
     handlers.Router._flush = _flush  # type: ignore[method-assign]

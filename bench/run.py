@@ -51,6 +51,8 @@ from pymongo import AsyncMongoClient, UpdateOne
 from cli import SERVICES
 from cli.run import ServiceProcesses
 from cli.samples import RECORD_CONTENT_TYPE, load_stream, render_record
+from services.followup.schedule import timer_id
+from services.ingest.cases import pin_key, thread_key
 from shared.events import catalogue
 from shared.events.envelope import derived_id
 from shared.settings import REPO_ROOT, Settings
@@ -1015,6 +1017,31 @@ def case_document(i: int, tag: str, now: datetime, *, status: str = "closed") ->
     }
 
 
+def preload_case_keys(case: dict[str, Any]) -> list[dict[str, Any]]:
+    """What ingest keeps beside a case (``services/ingest/cases.py``): the pin of its
+    contact and the customer's thread key of each external id."""
+    (contact,) = case["contacts"]
+    keys: list[dict[str, Any]] = [
+        {
+            "_id": pin_key(contact["contact_id"]),
+            "case_id": case["_id"],
+            "intake_event_id": contact["intake_event_id"],
+            "customer_id": case["customer_id"],
+            "pinned_at": case["opened_at"],
+        }
+    ]
+    for key in case["external_ids"]:
+        keys.append(
+            {
+                "_id": thread_key(case["customer_id"], key),
+                "case_ids": [case["_id"]],
+                "customer_id": case["customer_id"],
+                "key": key,
+            }
+        )
+    return keys
+
+
 async def baseline_mongodb(settings: Settings, count: int) -> dict[str, Any]:
     client: AsyncMongoClient[Any] = AsyncMongoClient(
         settings.mongodb_url.get_secret_value(), tz_aware=True
@@ -1145,7 +1172,8 @@ async def part_ops(settings: Settings, args: argparse.Namespace) -> dict[str, An
 
 
 async def preload(pipe: Pipeline, n: int, budget_s: float) -> dict[str, Any]:
-    """N closed cases with their queue entries and done timers, by insert_many in batches."""
+    """N closed cases with their queue entries, done timers and ingest's and followup's
+    keyed lookup documents, by insert_many in batches."""
     db = pipe.db
     tag = pipe.tag
     now = datetime.now(UTC).replace(microsecond=0)
@@ -1170,21 +1198,55 @@ async def preload(pipe: Pipeline, n: int, budget_s: float) -> dict[str, Any]:
             }
             for i, c in enumerate(cases)
         ]
+        # Fired timers live in ``timers_done`` (``timers`` holds only live ones).
         timers = [
             {
-                "_id": f"{c['_id']}:interim:0:0",
+                "_id": timer_id(c["_id"], "interim", 0, 0),
                 "case_id": c["_id"],
                 "kind": "interim",
                 "due_at": c["opened_at"],
                 "state": "done",
                 "attempts": 1,
                 "payload": {"cycle": 0, "seq": 0},
+                "fired_at": c["opened_at"],
+                "finished_at": c["opened_at"],
             }
             for c in cases
         ]
+        # ingest's keyed lookups: each contact's pin and its thread keys (``case_keys``);
+        # followup's per-customer list of resolved cases (``resolved_cases``).
+        case_keys = [key for c in cases for key in preload_case_keys(c)]
+        resolved: dict[str, list[str]] = defaultdict(list)
+        for c in cases:
+            resolved[c["customer_id"]].append(c["_id"])
+        # route's per-customer continuity document (``route_customers``, read by _id):
+        # each closed case with who handled it; closed cases have no queue_waiting,
+        # route_sla or route_outbox entries.
+        handled: dict[str, dict[str, Any]] = defaultdict(dict)
+        for q in queue:
+            handled[q["customer_id"]][f"cases.{q['_id']}"] = {
+                "case_id": q["_id"],
+                "enqueued_at": q["enqueued_at"],
+                "handled_by": q["handled_by"],
+            }
         await db.cases.insert_many(cases, ordered=False)
         await db.queue.insert_many(queue, ordered=False)
-        await db.timers.insert_many(timers, ordered=False)
+        await db.timers_done.insert_many(timers, ordered=False)
+        await db.case_keys.insert_many(case_keys, ordered=False)
+        await db.resolved_cases.bulk_write(
+            [
+                UpdateOne({"_id": cid}, {"$addToSet": {"case_ids": {"$each": ids}}}, upsert=True)
+                for cid, ids in resolved.items()
+            ],
+            ordered=False,
+        )
+        await db.route_customers.bulk_write(
+            [
+                UpdateOne({"_id": cid}, {"$set": fields}, upsert=True)
+                for cid, fields in handled.items()
+            ],
+            ordered=False,
+        )
         done += size
         if done % 50_000 == 0:
             log(f"  preloaded {done}/{n} in {time.monotonic() - started:.0f} s")
@@ -1197,7 +1259,9 @@ async def preload(pipe: Pipeline, n: int, budget_s: float) -> dict[str, Any]:
         "stored": fig(done, "cases"),
         "preload_time": fig(elapsed, "s"),
         "preload_rate": fig(
-            3 * done / max(elapsed, 1e-9), "documents/s", note="cases+queue+timers"
+            5 * done / max(elapsed, 1e-9),
+            "documents/s",
+            note="cases+queue+timers+2 case_keys (+resolved_cases per customer)",
         ),
     }
 
@@ -1222,8 +1286,10 @@ def _server_env() -> dict[str, str]:
         "KAFKA_PORT": str(PRIVATE_KAFKA_PORT),
         "KAFKA_CONTROLLER_PORT": str(PRIVATE_CONTROLLER_PORT),
         "MONGO_PORT": str(PRIVATE_MONGO_PORT),
-        # Room for the growth preload (mongo-java-server keeps its page cache on the heap).
-        "MONGO_JAVA_HEAP": os.environ.get("BENCH_MONGO_HEAP", "3g"),
+        # Room for the growth preload (mongo-java-server keeps its page cache on the heap);
+        # a cache that holds the working set, as a production database server would have.
+        "MONGO_JAVA_HEAP": os.environ.get("BENCH_MONGO_HEAP", "10g"),
+        "MONGO_CACHE_MB": os.environ.get("BENCH_MONGO_CACHE_MB", "4096"),
         "PYTHON": sys.executable,
     }
 
