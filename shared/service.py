@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    LeaderNotAvailableError,
+    NodeNotReadyError,
+    NotLeaderForPartitionError,
+    RequestTimedOutError,
+    UnknownTopicOrPartitionError,
+)
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -62,6 +70,12 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     KafkaConnectionError,
     KafkaTimeoutError,
     NodeNotReadyError,
+    # What aiokafka raises while a broker restarts or its metadata is not back yet
+    # (topics exist: they were created at start-up); the message is not at fault.
+    UnknownTopicOrPartitionError,
+    NotLeaderForPartitionError,
+    LeaderNotAvailableError,
+    RequestTimedOutError,
     ConnectionError,
     asyncio.TimeoutError,
 )
