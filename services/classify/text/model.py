@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .features import featurise
+from .features import featurise, language_bucket
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 HEADS = ("upset", "anger")
@@ -25,6 +25,7 @@ FloatArray = npt.NDArray[np.float64]
 class TextModel:
     version: str
     bits: int
+    conjoin: bool  # features also conjoined with the language (see features.py)
     weights: npt.NDArray[np.float32]  # (2**bits, heads)
     bias: npt.NDArray[np.float64]
     thresholds: dict[str, dict[str, float]]
@@ -37,6 +38,7 @@ class TextModel:
         return cls(
             version=meta["version"],
             bits=int(meta["bits"]),
+            conjoin=bool(meta.get("conjoin_language", False)),
             weights=weights,
             bias=np.asarray(meta["bias"], dtype=np.float64),
             thresholds=meta["thresholds"],
@@ -46,7 +48,7 @@ class TextModel:
         """(n, heads) logits for a batch."""
         if not texts:
             return np.zeros((0, len(HEADS)))
-        batch = featurise(texts, languages, self.bits)
+        batch = featurise(texts, languages, self.bits, self.conjoin)
         gathered = self.weights[batch.buckets]
         scale = batch.scale[batch.rows]
         out = np.empty((batch.size, len(HEADS)))
@@ -72,10 +74,11 @@ class TextModel:
         if not words:
             return []
         column = HEADS.index(head)
-        batch = featurise(words, [""] * len(words), self.bits)
+        batch = featurise(words, [language] * len(words), self.bits, self.conjoin)
         pushes = np.bincount(
             batch.rows, weights=self.weights[batch.buckets, column], minlength=batch.size
         )
+        pushes -= self.weights[language_bucket(language, self.bits), column]  # not a word's
         order = np.argsort(-pushes)[:k]
         return [words[i] for i in order if pushes[i] > 0.5]
 
