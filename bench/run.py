@@ -1129,7 +1129,10 @@ async def part_ops(settings: Settings, args: argparse.Namespace) -> dict[str, An
     pipe = Pipeline("ops", settings, count_ops=True)
     if args.route_before:
         pipe.env["BENCH_ROUTE_BASELINE"] = "1"
+    preloaded = None
     try:
+        if args.ops_preload:  # which commands get slower as history grows
+            preloaded = await preload(pipe, args.ops_preload, args.preload_budget)
         await pipe.start()
         await warm_up(pipe)
         await asyncio.sleep(3)
@@ -1162,6 +1165,7 @@ async def part_ops(settings: Settings, args: argparse.Namespace) -> dict[str, An
         "new_cases": fig(acct["new_cases"], "cases"),
         "rate": fig(args.ops_rate, "complaints/s"),
         "round_trips_per_complaint": fig(total, "database commands/complaint"),
+        "preloaded": preloaded,
         "services": per_service,
         "note": "counted by a pymongo CommandListener in each service process "
         "(bench/opcount.py); background loops (timers, sweeps, drain) included",
@@ -1179,7 +1183,7 @@ async def preload(pipe: Pipeline, n: int, budget_s: float) -> dict[str, Any]:
     now = datetime.now(UTC).replace(microsecond=0)
     started = time.monotonic()
     done = 0
-    batch = 1000
+    batch = 10_000  # large batches: each insert command is one commit of the store
     while done < n:
         size = min(batch, n - done)
         cases = [case_document(done + i, tag, now) for i in range(size)]
@@ -1619,6 +1623,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mongo-docs", type=int, default=3000)
     p.add_argument("--ops-complaints", type=int, default=300)
     p.add_argument("--ops-rate", type=float, default=10.0)
+    p.add_argument(
+        "--ops-preload", type=int, default=0, help="closed cases stored before the ops count"
+    )
     p.add_argument(
         "--route-before",
         action="store_true",

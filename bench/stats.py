@@ -219,7 +219,7 @@ async def main_async(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.stats", description=__doc__)
     parser.add_argument("--cases", type=int, default=1_000_000, help="cases to seed")
-    parser.add_argument("--batch", type=int, default=2_000, help="insert_many batch size")
+    parser.add_argument("--batch", type=int, default=10_000, help="insert_many batch size")
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each command")
     parser.add_argument("--heap", default="8g", help="Java heap of the private server")
     parser.add_argument(
