@@ -140,6 +140,7 @@ INDEXES: tuple[IndexSpec, ...] = (
         (
             IndexModel([("bucket", 1)], name="bucket"),
             IndexModel([("dimension", 1), ("value", 1), ("bucket", 1)], name="dim_value_bucket"),
+            IndexModel([("expire_at", 1)], name="expire_at_ttl", expireAfterSeconds=0),
         ),
     ),
     IndexSpec(
@@ -1450,6 +1451,7 @@ class Router:
     async def _count_for_spikes(self, event: ComplaintClassified) -> None:
         at = _utc(event.classified_at).timestamp()
         bucket = self.windows.bucket_of(at)
+        expire_at = datetime.fromtimestamp(self.windows.expires(bucket), UTC)
         values = {
             "category": event.classification.category.value,
             "product": event.product,
@@ -1471,6 +1473,7 @@ class Router:
                                 "dimension": dimension,
                                 "value": value,
                                 "bucket": bucket,
+                                "expire_at": expire_at,
                             },
                         },
                         upsert=True,

@@ -39,6 +39,11 @@ class Windows:
     def window_start(self, now: float) -> int:
         return self.bucket_of(now) - (self.per_window - 1) * self.bucket
 
+    def expires(self, bucket_start: int) -> float:
+        """When a bucket is older than any evaluation reads (plus a day of slack): the
+        TTL index deletes it then, so the collection holds one baseline, not all time."""
+        return bucket_start + self.window + self.baseline + 86_400
+
     def horizon(self, now: float) -> int:
         """Oldest bucket the evaluation reads."""
         return self.window_start(now) - self.periods * self.per_window * self.bucket

@@ -154,6 +154,10 @@ async def test_spike_alert_once_for_a_burst_not_for_normal_traffic(servers_up: N
         assert len(published) == 3
         state = await service.store["spikes"].find_one({"_id": "product:gizmo x"})
         assert state["active"] is True and state["alerts"] == 1
+        # Buckets carry their TTL date: kept past the baseline, then deleted by the index.
+        async for row in service.store["spike_buckets"].find({}):
+            expires = row["expire_at"].timestamp()
+            assert expires >= row["bucket"] + 60 + 600
     await service.store.connect()
     await service.store.client.drop_database(settings.mongodb_database)
     await service.store.close()

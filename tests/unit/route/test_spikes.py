@@ -22,6 +22,19 @@ def test_window_geometry() -> None:
     assert W.window_start(NOW) + 5 * 600 == W.bucket_of(NOW)
 
 
+def test_buckets_expire_only_after_every_evaluation_that_reads_them() -> None:
+    bucket = W.bucket_of(NOW)
+    expires = W.expires(bucket)
+    readers = [
+        t
+        for t in range(bucket, bucket + 2 * int(W.window + W.baseline), W.bucket)
+        if W.horizon(t) <= bucket
+    ]
+    assert readers and max(readers) < expires  # every evaluation that reads it comes first
+    assert W.horizon(expires) > bucket  # when it goes, nothing reads it any more
+    assert expires - bucket <= W.window + W.baseline + 86_400  # bounded: not kept forever
+
+
 def test_normal_traffic_is_not_a_spike() -> None:
     for seed in range(20):
         stat = evaluate(steady(3, seed), NOW, W)
