@@ -1285,8 +1285,6 @@ PRIVATE_KAFKA_PORT, PRIVATE_CONTROLLER_PORT, PRIVATE_MONGO_PORT = 29092, 29093, 
 
 def _server_env() -> dict[str, str]:
     return {
-        **os.environ,
-        "AMENDS_HOME": str(SERVER_HOME),
         "KAFKA_PORT": str(PRIVATE_KAFKA_PORT),
         "KAFKA_CONTROLLER_PORT": str(PRIVATE_CONTROLLER_PORT),
         "MONGO_PORT": str(PRIVATE_MONGO_PORT),
@@ -1294,25 +1292,30 @@ def _server_env() -> dict[str, str]:
         # a cache that holds the working set, as a production database server would have.
         "MONGO_JAVA_HEAP": os.environ.get("BENCH_MONGO_HEAP", "10g"),
         "MONGO_CACHE_MB": os.environ.get("BENCH_MONGO_CACHE_MB", "4096"),
-        "PYTHON": sys.executable,
     }
+
+
+def run_local_server(script: str, action: str, home: Path, env: dict[str, str]) -> None:
+    """``deploy/local/<script> <action>`` with its state under ``home``; the jars and tools
+    installed in ``.local`` are linked in (reused, never downloaded again)."""
+    home.mkdir(parents=True, exist_ok=True)
+    for name in ("cache", "opt", "bin"):
+        link, installed = home / name, REPO_ROOT / ".local" / name
+        if installed.exists() and not link.exists():
+            link.symlink_to(installed)
+    args = ["bash", str(REPO_ROOT / "deploy/local" / script), action]
+    env = {**os.environ, **env, "AMENDS_HOME": str(home), "PYTHON": sys.executable}
+    result = subprocess.run(args, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{script} {action} failed: {result.stderr[-500:]}")
 
 
 def private_servers(action: str) -> None:
     """Kafka and the MongoDB-protocol server of the bench alone (same scripts, own ports
     and data under .local/bench-servers): other work's restarts and database load stay out
     of the figures, and the growth preload never lands in anyone else's server."""
-    SERVER_HOME.mkdir(parents=True, exist_ok=True)
-    shared = REPO_ROOT / ".local"
-    for name in ("cache", "opt", "bin"):  # installed jars and tools: reuse, never download
-        link = SERVER_HOME / name
-        if (shared / name).exists() and not link.exists():
-            link.symlink_to(shared / name)
     for script in ("kafka.sh", "mongo.sh"):
-        args = ["bash", str(REPO_ROOT / "deploy/local" / script), action]
-        result = subprocess.run(args, env=_server_env(), capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"{script} {action} failed: {result.stderr[-500:]}")
+        run_local_server(script, action, SERVER_HOME, _server_env())
 
 
 def private_settings() -> Settings:

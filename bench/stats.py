@@ -27,7 +27,16 @@ from typing import Any
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
-from bench.run import RESULTS, case_document, fig, load_average, log, machine_facts, proc_status
+from bench.run import (
+    RESULTS,
+    case_document,
+    fig,
+    load_average,
+    log,
+    machine_facts,
+    proc_status,
+    run_local_server,
+)
 from shared.settings import REPO_ROOT, Settings
 
 RESULT_FILE = RESULTS / "stats.json"
@@ -153,23 +162,8 @@ def server_settings() -> Settings:
 
 
 def mongo_server(action: str, heap: str, cache_mb: int) -> None:
-    SERVER_HOME.mkdir(parents=True, exist_ok=True)
-    for name in ("cache", "opt", "bin"):  # installed jars: reuse, never download
-        link, shared = SERVER_HOME / name, REPO_ROOT / ".local" / name
-        if shared.exists() and not link.exists():
-            link.symlink_to(shared)
-    env = {
-        **os.environ,
-        "AMENDS_HOME": str(SERVER_HOME),
-        "MONGO_PORT": str(MONGO_PORT),
-        "MONGO_JAVA_HEAP": heap,
-        "MONGO_CACHE_MB": str(cache_mb),
-        "PYTHON": sys.executable,
-    }
-    script = REPO_ROOT / "deploy/local/mongo.sh"
-    result = subprocess.run(["bash", str(script), action], env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"mongo.sh {action} failed: {result.stderr[-500:]}")
+    env = {"MONGO_PORT": str(MONGO_PORT), "MONGO_JAVA_HEAP": heap, "MONGO_CACHE_MB": str(cache_mb)}
+    run_local_server("mongo.sh", action, SERVER_HOME, env)
 
 
 def mongo_rss_mib() -> float | None:
