@@ -25,7 +25,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from cli import SERVICES
-from shared.events import catalogue, envelope
+from shared.events import catalogue
 from shared.service import kafka_client_options
 from shared.settings import REPO_ROOT, Settings
 from shared.store import Store
@@ -144,23 +144,11 @@ async def feed(
     started = time.monotonic()
     try:
         for index, record in enumerate(iter_sample_records(count, run_id)):
-            event = envelope.CloudEvent(
-                type=catalogue.INTAKE.event_type,
-                source="/amends/run",
-                id=f"{run_id}-{index:06d}",
-                data=record.value,
-                extensions={
-                    "sourceformat": record.source_format,
-                    "datacontenttype": record.media_type,
-                },
-            )
-            headers = event.headers()
-            headers["content-type"] = record.content_type
             await producer.send(
                 topic,
                 record.value,
                 key=record.key.encode() if record.key else None,
-                headers=[(k, v.encode()) for k, v in headers.items()],
+                headers=record.kafka_headers("/amends/run", f"{run_id}-{index:06d}"),
             )
             progress.sent += 1
             if rate > 0:

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from shared.events import catalogue, envelope
+
 STREAM = Path(__file__).resolve().parent / "stream.jsonl"
 _TOKEN = re.compile(r"\$\{(RUN|C|T-(\d+)m:(iso|rfc2822|epoch|epoch_ms|yelp))\}")
 
@@ -38,6 +40,18 @@ class SampleRecord:
     event_id: str
     key: str | None
     media_type: str = RECORD_CONTENT_TYPE  # for ``ce_datacontenttype``
+
+    def kafka_headers(self, source: str, event_id: str | None = None) -> list[tuple[str, bytes]]:
+        """The record as a binary-mode CloudEvent on ``complaints.intake``."""
+        event = envelope.CloudEvent(
+            type=catalogue.INTAKE.event_type,
+            source=source,
+            id=event_id or self.event_id,
+            data=self.value,
+            extensions={"sourceformat": self.source_format, "datacontenttype": self.media_type},
+        )
+        headers = {**event.headers(), "content-type": self.content_type}
+        return [(k, v.encode()) for k, v in headers.items()]
 
 
 @lru_cache(maxsize=1)

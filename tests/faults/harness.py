@@ -44,7 +44,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from cli import SERVICES
 from cli.samples import SampleRecord, iter_sample_records, load_stream
-from shared.events import catalogue, envelope
+from shared.events import catalogue
 from shared.settings import REPO_ROOT, Settings
 from shared.store import Store
 from tests.support import isolated_settings
@@ -345,19 +345,7 @@ class Feeder:
         self.started_at = time.monotonic()
         try:
             for index, record in enumerate(iter_sample_records(self.count, self.run_id)):
-                event = envelope.CloudEvent(
-                    type=catalogue.INTAKE.event_type,
-                    source="/amends/faults",
-                    id=record.event_id,
-                    data=record.value,
-                    extensions={
-                        "sourceformat": record.source_format,
-                        "datacontenttype": record.media_type,
-                    },
-                )
-                headers = event.headers()
-                headers["content-type"] = record.content_type
-                encoded = [(k, v.encode()) for k, v in headers.items()]
+                encoded = record.kafka_headers("/amends/faults")
                 key = record.key.encode() if record.key else None
                 while True:
                     try:
