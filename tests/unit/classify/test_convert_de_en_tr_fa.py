@@ -21,10 +21,12 @@ from services.classify.training.convert import (
     de_germeval18_offensive,
     de_hotel_absa,
     en_airline_tweets,
+    en_chatgpt_app_reviews,
     en_uci_reviews,
     fa_parsoffensive,
     fa_sentipers,
     fa_snappfood,
+    language_filter,
     offenseval,
     tr_store_reviews,
 )
@@ -190,6 +192,40 @@ def test_snappfood_sad_is_upset() -> None:
     ]
     with pytest.raises(ValueError, match="record 2"):
         list(fa_snappfood.parse("comment,label\nمعمولی,OK\n"))
+
+
+def test_chatgpt_app_reviews_join_title_and_body_and_drop_three_stars() -> None:
+    raw = (
+        "date,title,review,rating\n"
+        '2023-05-20,Crashes,"Crashes on launch,\nevery time",1\n'
+        "2023-05-21,Fine,It is ok I guess,3\n"
+        "2023-05-22,Love it,Answers in seconds,5\n"
+    )
+    assert _pairs(list(en_chatgpt_app_reviews.parse(raw))) == [
+        ("Crashes\nCrashes on launch,\nevery time", {"upset": 1}),
+        ("Love it\nAnswers in seconds", {"upset": 0}),
+    ]
+    with pytest.raises(ValueError, match="record 2"):
+        list(en_chatgpt_app_reviews.parse("date,title,review,rating\nx,y,z,7\n"))
+
+
+def test_language_filter_drops_only_text_plainly_in_another_language() -> None:
+    rows = [
+        {"text": text, "language": lang}
+        for text, lang in [
+            ("The app keeps logging me out and support never answers.", "en"),
+            ("这个应用程序很好用，但是不能在平板电脑上使用。", "en"),
+            ("Ok", "en"),
+            ("غذا سرد رسید و دیر آوردند", "fa"),
+            ("Die Lieferung kam zwei Wochen zu spät und der Karton war beschädigt.", "en"),
+        ]
+    ]
+    kept = [row["text"] for row in language_filter.keep_language(rows, "x")]
+    assert kept == [
+        "The app keeps logging me out and support never answers.",
+        "Ok",
+        "غذا سرد رسید و دیر آوردند",
+    ]
 
 
 def _xlsx(rows: list[list[str | None]]) -> bytes:
