@@ -75,6 +75,11 @@ def test_germeval17_keeps_relevant_posts_and_unquotes_csv_style_text() -> None:
     ]
 
 
+def test_germeval17_takes_the_official_split_when_given() -> None:
+    raw = "http://x/1\t@DB_Bahn Klimaanlage kaputt\ttrue\tnegative\n"
+    assert [r["split"] for r in de_germeval17.parse(raw, "test")] == ["test"]
+
+
 def test_germeval17_rejects_a_line_without_sentiment() -> None:
     with pytest.raises(ValueError, match="line 1"):
         list(de_germeval17.parse("http://x\tnur Text\n"))
@@ -190,6 +195,7 @@ def test_snappfood_sad_is_upset() -> None:
         ("غذا سرد رسید", {"upset": 1}),
         ("خوشمزه بود، ممنون", {"upset": 0}),
     ]
+    assert {r["split"] for r in fa_snappfood.parse(raw, "valid")} == {"valid"}
     with pytest.raises(ValueError, match="record 2"):
         list(fa_snappfood.parse("comment,label\nمعمولی,OK\n"))
 

@@ -3,7 +3,9 @@
 Document-level polarity annotated by hand (Wojatzki et al. 2017). Only posts marked
 relevant (feedback about the Bahn) are kept; off-topic ones are not customer text.
 negative -> upset 1; neutral, positive -> upset 0. The official train file is too
-large for a snapshot, so dev + the synchronic test set are pooled and split by hash.
+large for a snapshot, so dev + the synchronic test set are pooled and split by hash;
+once ``../shared/eval/de_germeval17/train_v1.4.tsv`` exists the official splits are
+used instead (train -> train, dev -> valid, synchronic test -> test).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from services.classify.training.convert.common import (
+    SHARED_EVAL,
     Row,
     arguments,
     clean,
@@ -23,7 +26,8 @@ from services.classify.training.convert.common import (
 SET_ID = "de_germeval17"
 REPO = "LSX-UniWue/SuperGLEBer"
 COMMIT = "5d3c59a91ab3b5011a45a28cfafe813cf657111d"
-PATHS = ("data/Germeval/2017/dev.tsv", "data/Germeval/2017/test.tsv")
+DEV, TEST = "data/Germeval/2017/dev.tsv", "data/Germeval/2017/test.tsv"
+OFFICIAL_TRAIN = SHARED_EVAL / "de_germeval17" / "train_v1.4.tsv"
 UPSET = {"negative": 1, "neutral": 0, "positive": 0}
 
 
@@ -34,8 +38,11 @@ def unquote(field: str) -> str:
     return field
 
 
-def parse(raw: str) -> Iterator[Row]:
-    """``id <TAB> text <TAB> relevance <TAB> sentiment [<TAB> aspects]`` lines."""
+def parse(raw: str, split: str | None = None) -> Iterator[Row]:
+    """``id <TAB> text <TAB> relevance <TAB> sentiment [<TAB> aspects]`` lines.
+
+    ``split`` None: each row's split comes from the hash of its text.
+    """
     for number, line in enumerate(raw.split("\n"), 1):
         if not line.strip():
             continue
@@ -46,16 +53,18 @@ def parse(raw: str) -> Iterator[Row]:
             continue
         text = clean(unquote(fields[1]))
         labels = {"upset": UPSET[fields[3].strip()]}
-        yield make_row(text, "de", labels, SET_ID, hash_split(text), "service_tweets")
+        part = split or hash_split(text)
+        yield make_row(text, "de", labels, SET_ID, part, "service_tweets")
 
 
 def main() -> None:
     args = arguments(__doc__ or SET_ID)
-    rows = [
-        row
-        for path in PATHS
-        for row in parse(git_show(REPO, COMMIT, path, args.mirror_root).decode("utf-8"))
-    ]
+    dev, test = (git_show(REPO, COMMIT, p, args.mirror_root).decode("utf-8") for p in (DEV, TEST))
+    if OFFICIAL_TRAIN.is_file():
+        train = OFFICIAL_TRAIN.read_text(encoding="utf-8")
+        rows = [*parse(train, "train"), *parse(dev, "valid"), *parse(test, "test")]
+    else:
+        rows = [*parse(dev), *parse(test)]
     write_set(SET_ID, rows, args.limit)
 
 
