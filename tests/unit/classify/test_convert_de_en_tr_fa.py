@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import tarfile
 import zipfile
 from typing import Any
 
@@ -28,6 +29,7 @@ from services.classify.training.convert import (
     fa_snappfood,
     language_filter,
     offenseval,
+    tr_product_reviews,
     tr_store_reviews,
 )
 
@@ -178,6 +180,33 @@ def test_store_reviews_olumsuz_is_upset_and_br_tags_become_line_breaks() -> None
     ]
     with pytest.raises(ValueError, match="record 2"):
         list(tr_store_reviews.parse("Görüş,Durum\nidare eder,Belki\n"))
+
+
+def _targz(members: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_product_reviews_read_both_members_of_the_archive() -> None:
+    archive = _targz(
+        {
+            "reviews/reviews.pos": "çok kaliteli bir ürün\nhızlı kargo teşekkürler\n",
+            "reviews/reviews.neg": "iki günde bozuldu\n",
+        }
+    )
+    assert sorted(_pairs(list(tr_product_reviews.parse(archive)))) == [
+        ("hızlı kargo teşekkürler", {"upset": 0}),
+        ("iki günde bozuldu", {"upset": 1}),
+        ("çok kaliteli bir ürün", {"upset": 0}),
+    ]
+    with pytest.raises(ValueError, match=r"lacks reviews\.neg"):
+        list(tr_product_reviews.parse(_targz({"reviews.pos": "iyi\n"})))
 
 
 def test_sentipers_negative_polarities_are_upset() -> None:
