@@ -22,6 +22,7 @@ from services.classify.training.convert import (
     de_germeval18_offensive,
     de_hotel_absa,
     en_airline_tweets,
+    en_apple_tweets,
     en_chatgpt_app_reviews,
     en_uci_reviews,
     fa_parsoffensive,
@@ -227,6 +228,23 @@ def test_snappfood_sad_is_upset() -> None:
     assert {r["split"] for r in fa_snappfood.parse(raw, "valid")} == {"valid"}
     with pytest.raises(ValueError, match="record 2"):
         list(fa_snappfood.parse("comment,label\nمعمولی,OK\n"))
+
+
+def test_apple_tweets_map_1_to_upset_drop_not_relevant_and_unescape() -> None:
+    raw = (
+        "_unit_id,_golden,sentiment,sentiment:confidence,date,id,query,sentiment_gold,text\n"
+        '1,FALSE,1,1,d,5.4E+17,#AAPL OR @Apple,,"@apple my screen cracked &amp; no one helps"\n'
+        "2,FALSE,not_relevant,1,d,5.4E+17,#AAPL OR @Apple,,lunch time\n"
+        "3,FALSE,3,0.6,d,5.4E+17,#AAPL OR @Apple,,#AAPL closes flat\n"
+        "4,FALSE,5,1,d,5.4E+17,#AAPL OR @Apple,,love my new mac @apple\n"
+    )
+    assert _pairs(list(en_apple_tweets.parse(raw))) == [
+        ("@apple my screen cracked & no one helps", {"upset": 1}),
+        ("#AAPL closes flat", {"upset": 0}),
+        ("love my new mac @apple", {"upset": 0}),
+    ]
+    with pytest.raises(ValueError, match="record 2"):
+        list(en_apple_tweets.parse("sentiment,text\n4,meh\n"))
 
 
 def test_chatgpt_app_reviews_join_title_and_body_and_drop_three_stars() -> None:
