@@ -24,6 +24,7 @@ from services.classify.training.convert import (
     en_airline_tweets,
     en_apple_tweets,
     en_chatgpt_app_reviews,
+    en_complaint_tweets,
     en_uci_reviews,
     fa_parsoffensive,
     fa_sentipers,
@@ -245,6 +246,23 @@ def test_apple_tweets_map_1_to_upset_drop_not_relevant_and_unescape() -> None:
     ]
     with pytest.raises(ValueError, match="record 2"):
         list(en_apple_tweets.parse("sentiment,text\n4,meh\n"))
+
+
+def test_complaint_tweets_keep_the_label_and_mark_random_tweets() -> None:
+    raw = (
+        "101,@AcmeHelp my order never arrived,1,retail\n"
+        '102,"@AcmeHelp hi, do you ship to Oslo?",0,retail\n'
+        "103,watching the game tonight,0,random_tweet\n"
+    )
+    rows = list(en_complaint_tweets.parse(raw))
+    assert _pairs(rows) == [
+        ("@AcmeHelp my order never arrived", {"upset": 1}),
+        ("@AcmeHelp hi, do you ship to Oslo?", {"upset": 0}),
+        ("watching the game tonight", {"upset": 0}),
+    ]
+    assert [r["domain"] for r in rows] == ["service_tweets", "service_tweets", "general_tweets"]
+    with pytest.raises(ValueError, match="record 1"):
+        list(en_complaint_tweets.parse("104,text,maybe,retail\n"))
 
 
 def test_chatgpt_app_reviews_join_title_and_body_and_drop_three_stars() -> None:
