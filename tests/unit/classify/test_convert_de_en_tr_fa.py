@@ -12,12 +12,14 @@ import importlib
 import io
 import tarfile
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from services.classify.training import data_manifest
 from services.classify.training.convert import (
+    common,
     de_germeval17,
     de_germeval18_offensive,
     de_hotel_absa,
@@ -338,6 +340,30 @@ def test_parsoffensive_reads_the_sheet_and_keeps_blank_cells_in_place() -> None:
     assert _pairs(rows) == [("خفه شو احمق", {"abusive": 1}), ("روز خوبی بود", {"abusive": 0})]
     with pytest.raises(ValueError, match="row 2"):
         list(fa_parsoffensive.parse(iter([["comment", "label"], ["متن", "Maybe"]])))
+
+
+def test_official_or_pooled_uses_the_official_train_file_only_when_present(tmp_path: Path) -> None:
+    def parse(raw: str, split: str | None) -> list[dict[str, Any]]:
+        return [{"text": line, "split": split or common.hash_split(line)} for line in raw.split()]
+
+    pooled = common.official_or_pooled(parse, "a b", "c", tmp_path / "train.tsv")
+    assert [r["text"] for r in pooled] == ["a", "b", "c"]
+    assert [r["split"] for r in pooled] == [common.hash_split(t) for t in "abc"]
+    (tmp_path / "train.tsv").write_text("t1 t2", encoding="utf-8")
+    official = common.official_or_pooled(parse, "a b", "c", tmp_path / "train.tsv")
+    assert [(r["text"], r["split"]) for r in official] == [
+        ("t1", "train"),
+        ("t2", "train"),
+        ("a", "valid"),
+        ("b", "valid"),
+        ("c", "test"),
+    ]
+
+
+def test_train_or_valid_splits_only_the_train_file() -> None:
+    texts = [f"review number {n}" for n in range(200)]
+    assert {common.train_or_valid(t, "train") for t in texts} == {"train", "valid"}
+    assert {common.train_or_valid(t, "test") for t in texts} == {"test"}
 
 
 def test_every_manifest_entry_is_complete_and_has_a_converter() -> None:

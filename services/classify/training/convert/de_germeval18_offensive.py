@@ -13,9 +13,9 @@ from services.classify.training.convert.common import (
     Row,
     arguments,
     clean,
-    git_show,
-    hash_split,
     make_row,
+    read_files,
+    train_or_valid,
     write_set,
 )
 
@@ -35,20 +35,17 @@ def parse(raw: str, split: str) -> Iterator[Row]:
         if len(fields) != 3 or fields[1] not in ABUSIVE:
             raise ValueError(f"{SET_ID}: line {number} is not 'tweet<TAB>OFFENSE|OTHER<TAB>fine'")
         text = clean(fields[0].replace("|LBR|", "\n"))
-        # train file -> train 90 % / valid 10 % by hash; the test file stays test.
-        part = hash_split(text, (0.9, 0.1)) if split == "train" else split
+        part = train_or_valid(text, split)
         labels = {"abusive": ABUSIVE[fields[1]]}
         yield make_row(text, "de", labels, SET_ID, part, "offensive_tweets")
 
 
 def main() -> None:
     args = arguments(__doc__ or SET_ID)
-    rows = [
-        row
-        for split, path in FILES.items()
-        for row in parse(git_show(REPO, COMMIT, path, args.mirror_root).decode("utf-8"), split)
-    ]
-    write_set(SET_ID, rows, args.limit)
+    raw = read_files(REPO, COMMIT, FILES, args.mirror_root)
+    write_set(
+        SET_ID, [row for split, text in raw.items() for row in parse(text, split)], args.limit
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from services.classify.training.convert.common import (
     Row,
     arguments,
     clean,
-    git_show,
     make_row,
+    read_files,
     write_set,
 )
 
@@ -43,12 +43,10 @@ def parse(raw: str, split: str) -> Iterator[Row]:
 
 def main() -> None:
     args = arguments(__doc__ or SET_ID)
-    rows = [
-        row
-        for split, path in FILES.items()
-        for row in parse(git_show(REPO, COMMIT, path, args.mirror_root).decode("utf-8"), split)
-    ]
-    write_set(SET_ID, rows, args.limit)
+    raw = read_files(REPO, COMMIT, FILES, args.mirror_root)
+    write_set(
+        SET_ID, [row for split, text in raw.items() for row in parse(text, split)], args.limit
+    )
 
 
 if __name__ == "__main__":

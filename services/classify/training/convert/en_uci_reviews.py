@@ -13,9 +13,9 @@ from services.classify.training.convert.common import (
     Row,
     arguments,
     clean,
-    git_show,
     hash_split,
     make_row,
+    read_files,
     write_set,
 )
 
@@ -42,14 +42,11 @@ def parse(raw: str, domain: str) -> Iterator[Row]:
 
 def main() -> None:
     args = arguments(__doc__ or SET_ID)
-    rows = [
-        row
-        for name, domain in FILES.items()
-        for row in parse(
-            git_show(REPO, COMMIT, f"{FOLDER}/{name}", args.mirror_root).decode("utf-8"), domain
-        )
-    ]
-    write_set(SET_ID, rows, args.limit)
+    files = {domain: f"{FOLDER}/{name}" for name, domain in FILES.items()}
+    raw = read_files(REPO, COMMIT, files, args.mirror_root)
+    write_set(
+        SET_ID, [row for domain, text in raw.items() for row in parse(text, domain)], args.limit
+    )
 
 
 if __name__ == "__main__":

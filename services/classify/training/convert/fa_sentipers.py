@@ -16,9 +16,9 @@ from services.classify.training.convert.common import (
     Row,
     arguments,
     clean,
-    git_show,
-    hash_split,
     make_row,
+    read_files,
+    train_or_valid,
     write_set,
 )
 
@@ -35,19 +35,17 @@ def parse(raw: str, split: str) -> Iterator[Row]:
         if len(record) != 2 or record[1].strip() not in UPSET:
             raise ValueError(f"{SET_ID}: record {number} is not sentence,polarity(-2..2)")
         text = clean(record[0])
-        part = hash_split(text, (0.9, 0.1)) if split == "train" else split
+        part = train_or_valid(text, split)
         labels = {"upset": UPSET[record[1].strip()]}
         yield make_row(text, "fa", labels, SET_ID, part, "product_reviews")
 
 
 def main() -> None:
     args = arguments(__doc__ or SET_ID)
-    rows = [
-        row
-        for split, path in FILES.items()
-        for row in parse(git_show(REPO, COMMIT, path, args.mirror_root).decode("utf-8"), split)
-    ]
-    write_set(SET_ID, rows, args.limit)
+    raw = read_files(REPO, COMMIT, FILES, args.mirror_root)
+    write_set(
+        SET_ID, [row for split, text in raw.items() for row in parse(text, split)], args.limit
+    )
 
 
 if __name__ == "__main__":

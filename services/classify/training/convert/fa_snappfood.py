@@ -18,9 +18,10 @@ from services.classify.training.convert.common import (
     Row,
     arguments,
     clean,
-    git_show,
     hash_split,
     make_row,
+    official_or_pooled,
+    read_files,
     write_set,
 )
 
@@ -45,13 +46,10 @@ def parse(raw: str, split: str | None = None) -> Iterator[Row]:
 
 def main() -> None:
     args = arguments(__doc__ or SET_ID)
-    dev, test = (git_show(REPO, COMMIT, p, args.mirror_root).decode("utf-8") for p in (DEV, TEST))
-    if OFFICIAL_TRAIN.is_file():
-        train = OFFICIAL_TRAIN.read_text(encoding="utf-8")
-        rows = [*parse(train, "train"), *parse(dev, "valid"), *parse(test, "test")]
-    else:
-        rows = [*parse(dev), *parse(test)]
-    write_set(SET_ID, rows, args.limit)
+    raw = read_files(REPO, COMMIT, {"dev": DEV, "test": TEST}, args.mirror_root)
+    write_set(
+        SET_ID, official_or_pooled(parse, raw["dev"], raw["test"], OFFICIAL_TRAIN), args.limit
+    )
 
 
 if __name__ == "__main__":
