@@ -1,0 +1,108 @@
+"""Each fi/et/id converter's parser on a few lines typed in its source's raw format.
+
+The samples are written here by hand (not copied from the sets), so a parsing bug shows
+without the fetched mirrors or ../shared/eval.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from services.classify.training.convert import (
+    fi_suomi24_toxicity,
+    id_abusive,
+    id_prdect,
+    id_smsa,
+)
+
+
+def _texts_and_labels(rows: list[dict]) -> list[tuple[str, dict[str, int]]]:
+    return [(row["text"], row["labels"]) for row in rows]
+
+
+def test_smsa_maps_negative_to_upset_and_keeps_the_given_split() -> None:
+    raw = (
+        "pelayanan lambat sekali , pesanan saya hilang .\tnegative\n"
+        "tempat nya nyaman dan makanan enak .\tpositive\n"
+        "\n"
+        "besok saya ke bandung .\tneutral\n"
+    )
+    rows = list(id_smsa.parse(raw, "valid"))
+    assert _texts_and_labels(rows) == [
+        ("pelayanan lambat sekali , pesanan saya hilang .", {"upset": 1}),
+        ("tempat nya nyaman dan makanan enak .", {"upset": 0}),
+        ("besok saya ke bandung .", {"upset": 0}),
+    ]
+    assert {row["split"] for row in rows} == {"valid"}
+    assert {row["language"] for row in rows} == {"id"}
+
+
+def test_smsa_rejects_an_unknown_label() -> None:
+    with pytest.raises(ValueError, match="line 1"):
+        list(id_smsa.parse("teks tanpa label yang benar\tmixed\n", "train"))
+
+
+def test_prdect_reads_the_review_and_the_human_sentiment() -> None:
+    raw = (
+        "Category,Product Name,Location,Price,Overall Rating,Number Sold,Total Review,"
+        "Customer Rating,Customer Review,Sentiment,Emotion\n"
+        'Kitchen,"Panci, 24 cm",Jakarta Barat,99000,4.8,120,80,1,'
+        '"Barang datang penyok, penjual tidak membalas chat",Negative,Anger\n'
+        "Kitchen,Sendok,Bandung,15000,4.9,300,200,5,Mantap pengiriman cepat,Positive,Happy\n"
+    )
+    rows = list(id_prdect.parse(raw))
+    assert _texts_and_labels(rows) == [
+        ("Barang datang penyok, penjual tidak membalas chat", {"upset": 1}),
+        ("Mantap pengiriman cepat", {"upset": 0}),
+    ]
+    assert all(row["split"] in {"train", "valid", "test"} for row in rows)
+
+
+def test_prdect_rejects_a_missing_sentiment() -> None:
+    raw = "Customer Review,Sentiment\nbagus,\n"
+    with pytest.raises(ValueError, match="Sentiment"):
+        list(id_prdect.parse(raw))
+
+
+def test_abusive_keeps_the_abusive_column_and_strips_byte_escapes() -> None:
+    raw = (
+        b"Tweet,HS,Abusive,HS_Individual\n"
+        b"USER dasar bego lu \\xf0\\x9f\\x98\\x82',1,1,1\n"
+        b"USER selamat pagi semua',0,0,0\n"
+    ) + b"USER kopi enak \xf0 sekali',0,0,0\n"
+    rows = list(id_abusive.parse(raw))
+    assert _texts_and_labels(rows) == [
+        ("USER dasar bego lu", {"abusive": 1}),
+        ("USER selamat pagi semua", {"abusive": 0}),
+        ("USER kopi enak   sekali", {"abusive": 0}),
+    ]
+
+
+def test_abusive_rejects_a_label_that_is_not_binary() -> None:
+    with pytest.raises(ValueError, match="record 2"):
+        list(id_abusive.parse(b"Tweet,HS,Abusive\nhalo,0,yes\n"))
+
+
+def test_suomi24_toxicity_maps_one_label_per_comment() -> None:
+    raw = (
+        "ID  label   text\n"
+        "s24:a\tinsult\tOlet ihan idiootti\n"
+        "s24:b\tnot-toxicity\tHyvää huomenta kaikille\n"
+        "s24:c\tnot-insult\tTämä ei kerro mitään loukkauksesta\n"
+        "s24:d\tthreat\tTulen ja hakkaan sinut\n"
+        "s24:e\tnot-threat\tMenen huomenna kauppaan\n"
+        "s24:f\tnot-threat\tKaksi merkintää samalla kommentilla\n"
+        "s24:f\tnot-toxicity\tKaksi merkintää samalla kommentilla\n"
+    )
+    assert _texts_and_labels(list(fi_suomi24_toxicity.parse(raw))) == [
+        ("Olet ihan idiootti", {"abusive": 1}),
+        ("Hyvää huomenta kaikille", {"abusive": 0}),
+        ("Tulen ja hakkaan sinut", {"abusive": 1, "threat": 1}),
+        ("Menen huomenna kauppaan", {"threat": 0}),
+        ("Kaksi merkintää samalla kommentilla", {"abusive": 0, "threat": 0}),
+    ]
+
+
+def test_suomi24_toxicity_rejects_an_unknown_label() -> None:
+    with pytest.raises(ValueError, match="line 2"):
+        list(fi_suomi24_toxicity.parse("ID  label   text\ns24:a\trude\tteksti\n"))
