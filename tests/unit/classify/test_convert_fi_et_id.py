@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from services.classify.training.convert import (
+    et_valence,
     fi_suomi24_toxicity,
     id_abusive,
     id_prdect,
@@ -106,3 +107,22 @@ def test_suomi24_toxicity_maps_one_label_per_comment() -> None:
 def test_suomi24_toxicity_rejects_an_unknown_label() -> None:
     with pytest.raises(ValueError, match="line 2"):
         list(fi_suomi24_toxicity.parse("ID  label   text\ns24:a\trude\tteksti\n"))
+
+
+def test_valence_maps_negative_to_upset_and_drops_mixed() -> None:
+    raw = (
+        'negatiivne,"Teenindus oli aeglane, ootasin tund aega."\n'
+        "positiivne,Kõik sujus hästi\n"
+        "neutraalne,Pood avatakse kell kümme.\n"
+        'vastuoluline,"Hea hind, aga halb kvaliteet"\n'
+    )
+    assert _texts_and_labels(list(et_valence.parse(raw))) == [
+        ("Teenindus oli aeglane, ootasin tund aega.", {"upset": 1}),
+        ("Kõik sujus hästi", {"upset": 0}),
+        ("Pood avatakse kell kümme.", {"upset": 0}),
+    ]
+
+
+def test_valence_rejects_an_unknown_label() -> None:
+    with pytest.raises(ValueError, match="record 1"):
+        list(et_valence.parse("vihane,Tekst\n"))
