@@ -12,6 +12,7 @@ from services.classify.training.convert import (
     et_valence,
     fi_suomi24_toxicity,
     id_abusive,
+    id_indolem,
     id_prdect,
     id_smsa,
 )
@@ -126,3 +127,22 @@ def test_valence_maps_negative_to_upset_and_drops_mixed() -> None:
 def test_valence_rejects_an_unknown_label() -> None:
     with pytest.raises(ValueError, match="record 1"):
         list(et_valence.parse("vihane,Tekst\n"))
+
+
+def test_indolem_maps_zero_to_upset_and_keeps_the_split() -> None:
+    raw = (
+        "sentence,sentiment\n"
+        '"kamar kotor, wifi mati, ac tidak dingin",0\n'
+        "pelayanan ramah dan kamar bersih,1\n"
+    )
+    rows = list(id_indolem.parse(raw, "test"))
+    assert _texts_and_labels(rows) == [
+        ("kamar kotor, wifi mati, ac tidak dingin", {"upset": 1}),
+        ("pelayanan ramah dan kamar bersih", {"upset": 0}),
+    ]
+    assert {row["split"] for row in rows} == {"test"}
+
+
+def test_indolem_rejects_a_label_that_is_not_binary() -> None:
+    with pytest.raises(ValueError, match="record 2"):
+        list(id_indolem.parse("sentence,sentiment\nbagus,positive\n", "train"))
