@@ -10,6 +10,8 @@ import pytest
 
 from services.classify.training.convert import (
     et_valence,
+    fi_finnsentiment,
+    fi_scandisent,
     fi_suomi24_toxicity,
     id_abusive,
     id_indolem,
@@ -146,3 +148,41 @@ def test_indolem_maps_zero_to_upset_and_keeps_the_split() -> None:
 def test_indolem_rejects_a_label_that_is_not_binary() -> None:
     with pytest.raises(ValueError, match="record 2"):
         list(id_indolem.parse("sentence,sentiment\nbagus,positive\n", "train"))
+
+
+def test_scandisent_maps_negative_reviews_to_upset() -> None:
+    raw = (
+        "text,label\n"
+        '"Paketti hukassa, asiakaspalvelu ei vastaa.",0\n'
+        "Nopea toimitus ja hyvä hinta.,1\n"
+    )
+    assert _texts_and_labels(list(fi_scandisent.parse(raw))) == [
+        ("Paketti hukassa, asiakaspalvelu ei vastaa.", {"upset": 1}),
+        ("Nopea toimitus ja hyvä hinta.", {"upset": 0}),
+    ]
+
+
+def test_scandisent_rejects_a_file_without_the_expected_columns() -> None:
+    with pytest.raises(ValueError, match="text,label"):
+        list(fi_scandisent.parse("review,stars\nhyvä,5\n"))
+
+
+def test_finnsentiment_reads_the_majority_column_and_the_last_column() -> None:
+    raw = (
+        "A\tB\tC\tmajority\tderived\tsplit\ttext\n"
+        "-1\t-1\t0\t-1\t2\t3\tTämä palvelu on ihan surkea\n"
+        "0\t0\t0\t0\t3\t1\tLähden huomenna töihin\n"
+        "\n"
+        "1\t1\t0\t1\t4\t2\tKiitos avusta, toimi hyvin\n"
+    )
+    assert _texts_and_labels(list(fi_finnsentiment.parse(raw))) == [
+        ("Tämä palvelu on ihan surkea", {"upset": 1}),
+        ("Lähden huomenna töihin", {"upset": 0}),
+        ("Kiitos avusta, toimi hyvin", {"upset": 0}),
+    ]
+
+
+def test_finnsentiment_rejects_a_row_without_a_polarity_in_column_four() -> None:
+    raw = "-1\t-1\t0\t-1\t2\tteksti\n1\t1\t1\tpositive\t5\tteksti kaksi\n"
+    with pytest.raises(ValueError, match="line 2"):
+        list(fi_finnsentiment.parse(raw))
