@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from services.classify.training.convert import (
+    et_dinnerbooking,
     et_valence,
     fi_finnsentiment,
     fi_scandisent,
@@ -186,3 +187,39 @@ def test_finnsentiment_rejects_a_row_without_a_polarity_in_column_four() -> None
     raw = "-1\t-1\t0\t-1\t2\tteksti\n1\t1\t1\tpositive\t5\tteksti kaksi\n"
     with pytest.raises(ValueError, match="line 2"):
         list(fi_finnsentiment.parse(raw))
+
+
+DINNERBOOKING_HEADER = (
+    "website,restaurant_name,restaurant_href,review_author,review_text,review_rating_total,"
+    "review_rating_food,review_rating_service,review_rating_atmosphere,"
+    "review_rating_overall_impression,review_rating_price_quality_ratio,review_len,language\n"
+)
+
+
+def test_dinnerbooking_maps_stars_and_drops_three_stars() -> None:
+    raw = DINNERBOOKING_HEADER + (
+        'DinnerBooking,Resto,/r1,MARI,"Ootasime tund aega, toit oli külm.",1.6,2.0,1.0,3.0,'
+        "2.0,1.0,6,et\n"
+        "DinnerBooking,Resto,/r1,JAAN,Kõik oli väga hea!,5.0,5.0,5.0,5.0,5.0,5.0,4,et\n"
+        "DinnerBooking,Resto,/r1,TIIT,Keskmine kogemus,3.0,3.0,3.0,3.0,3.0,3.0,2,et\n"
+    )
+    assert _texts_and_labels(list(et_dinnerbooking.parse(raw))) == [
+        ("Ootasime tund aega, toit oli külm.", {"upset": 1}),
+        ("Kõik oli väga hea!", {"upset": 0}),
+    ]
+
+
+def test_dinnerbooking_language_filter_drops_other_languages() -> None:
+    raw = DINNERBOOKING_HEADER + (
+        "DinnerBooking,Resto,/r1,MARI,Teenindus oli kohutavalt aeglane,2.0,2.0,1.0,2.0,"
+        "1.0,2.0,4,et\n"
+        "DinnerBooking,Resto,/r1,MATTI,Palvelu oli todella hidasta ja huonoa,2.0,2.0,1.0,2.0,"
+        "1.0,2.0,5,et\n"
+    )
+    rows = list(et_dinnerbooking.parse(raw, et_dinnerbooking.estonian_detector()))
+    assert [row["text"] for row in rows] == ["Teenindus oli kohutavalt aeglane"]
+
+
+def test_dinnerbooking_rejects_a_missing_rating() -> None:
+    with pytest.raises(ValueError, match="record 2"):
+        list(et_dinnerbooking.parse("review_text,review_rating_overall_impression\nhea,\n"))
