@@ -41,7 +41,9 @@ def main() -> None:
     args = common.arguments(__doc__ or SET_ID)
     files = sorted(FOLDER.glob("*.tsv"))
     if not files:
-        raise SystemExit(f"no TSV in {FOLDER}: see services/classify/training/sets/pending/{SET_ID}.yaml")
+        raise SystemExit(
+            f"no TSV in {FOLDER}: see services/classify/training/sets/pending/{SET_ID}.yaml"
+        )
     rows = [row for path in files for row in parse(path.read_text(encoding="utf-8"))]
     common.write_set(SET_ID, rows, args.limit)
 

@@ -37,7 +37,9 @@ def parse(raw: str) -> Iterator[common.Row]:
 def main() -> None:
     args = common.arguments(__doc__ or SET_ID)
     if not SOURCE.is_file():
-        raise SystemExit(f"{SOURCE} is missing: see services/classify/training/sets/pending/{SET_ID}.yaml")
+        raise SystemExit(
+            f"{SOURCE} is missing: see services/classify/training/sets/pending/{SET_ID}.yaml"
+        )
     common.write_set(SET_ID, parse(SOURCE.read_text(encoding="utf-8")), args.limit)
 
 
