@@ -13,6 +13,7 @@ import yaml
 
 HERE = Path(__file__).parent
 SETS_DIR = HERE / "sets"
+PENDING_DIR = SETS_DIR / "pending"  # converter ready, raw file not yet in ../shared/eval
 DATA_MD = HERE / "DATA.md"
 REQUIRED = (
     "id",
@@ -70,8 +71,8 @@ def _cell(value: object) -> str:
     return " ".join(str(value).split()).replace("|", "\\|")
 
 
-def render(entries: list[dict[str, Any]]) -> str:
-    lines = [HEADER.rstrip("\n"), "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+def _table(entries: list[dict[str, Any]]) -> list[str]:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for entry in entries:
         rows = entry["rows"]
         counts = " / ".join(f"{rows.get(split, 0):,}" for split in ("train", "valid", "test"))
@@ -87,10 +88,22 @@ def render(entries: list[dict[str, Any]]) -> str:
             entry["splits"],
         ]
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return lines
+
+
+def render(entries: list[dict[str, Any]], pending: list[dict[str, Any]] | None = None) -> str:
+    lines = [HEADER.rstrip("\n"), *_table(entries)]
+    if pending:
+        lines += [
+            "",
+            "## Pending (converter ready; raw file to be placed in `../shared/eval/<id>/`)",
+            "",
+            *_table(pending),
+        ]
     lines.append("")
     lines.append("## Notes per set")
     lines.append("")
-    for entry in entries:
+    for entry in [*entries, *(pending or [])]:
         lines.append(
             f"- `{entry['id']}` ({_cell(entry['citation'])}): {_cell(entry.get('notes', ''))}"
         )
@@ -98,7 +111,7 @@ def render(entries: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    DATA_MD.write_text(render(load_sets()), encoding="utf-8")
+    DATA_MD.write_text(render(load_sets(), load_sets(PENDING_DIR)), encoding="utf-8")
     print(f"wrote {DATA_MD}")
 
 
