@@ -35,6 +35,7 @@ from services.classify.training.convert import (
     offenseval,
     tr_product_reviews,
     tr_store_reviews,
+    tr_turkcell_tweets,
 )
 
 
@@ -211,6 +212,24 @@ def test_product_reviews_read_both_members_of_the_archive() -> None:
     ]
     with pytest.raises(ValueError, match=r"lacks reviews\.neg"):
         list(tr_product_reviews.parse(_targz({"reviews.pos": "iyi\n"})))
+
+
+def test_turkcell_tweets_read_semicolon_lines_with_quoted_line_breaks() -> None:
+    raw = (
+        "turkcell yine paketimi yeniledi;olumsuz\n"
+        '"hediye internet geldi\nteşekkürler turkcell";olumlu\n'
+        ";\n"
+        "Turkcell 2017 bilançosunu açıkladı;notr\n"
+    )
+    rows = list(tr_turkcell_tweets.parse(raw, "test"))
+    assert _pairs(rows) == [
+        ("turkcell yine paketimi yeniledi", {"upset": 1}),
+        ("hediye internet geldi\nteşekkürler turkcell", {"upset": 0}),
+        ("Turkcell 2017 bilançosunu açıkladı", {"upset": 0}),
+    ]
+    assert {r["split"] for r in rows} == {"test"}
+    with pytest.raises(ValueError, match="record 1"):
+        list(tr_turkcell_tweets.parse("metin;kizgin\n", "train"))
 
 
 def test_sentipers_negative_polarities_are_upset() -> None:
