@@ -16,7 +16,7 @@ import random
 import re
 import subprocess
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +152,37 @@ def arguments(description: str) -> argparse.Namespace:
     )
     parser.add_argument("--limit", type=int, default=MAX_ROWS, help="rows per split at most")
     return parser.parse_args()
+
+
+def train_or_valid(text: str, split: str) -> str:
+    """For sets that ship no dev split: rows of the train file go 90 % train / 10 % valid
+    by hash; rows of any other file keep that file's split."""
+    return hash_split(text, (0.9, 0.1)) if split == "train" else split
+
+
+def read_files(
+    repo: str,
+    commit: str,
+    files: Mapping[str, str],
+    mirror_root: Path = MIRROR_ROOT,
+    encoding: str = "utf-8",
+) -> dict[str, str]:
+    """Several files of one pinned mirror, decoded, under the keys given (often split names)."""
+    return {
+        key: git_show(repo, commit, path, mirror_root).decode(encoding)
+        for key, path in files.items()
+    }
+
+
+def official_or_pooled(
+    parse: Callable[[str, str | None], Iterable[Row]], dev: str, test: str, train: Path
+) -> list[Row]:
+    """Sets whose official train file is too large for a snapshot.
+
+    With ``train`` present (placed in ../shared/eval) the official splits are used;
+    without it the dev and test files are pooled and split by hash (``split=None``).
+    """
+    if train.is_file():
+        official = train.read_text(encoding="utf-8")
+        return [*parse(official, "train"), *parse(dev, "valid"), *parse(test, "test")]
+    return [*parse(dev, None), *parse(test, None)]

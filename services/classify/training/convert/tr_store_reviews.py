@@ -1,0 +1,51 @@
+# ruff: noqa: RUF001, RUF002  (Turkish dotless i is the real label text)
+"""Turkish online-store product reviews (the Kaggle "mağaza yorumları duygu analizi" set).
+
+11.4k customer reviews of electronics and home appliances labelled Olumlu (positive),
+Olumsuz (negative) or Tarafsız (neutral). Olumsuz -> upset 1; Olumlu, Tarafsız -> upset
+0. The file is UTF-16 CSV with a ``Görüş,Durum`` header. No official split: hash 80/10/10.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+from services.classify.training.convert.common import (
+    Row,
+    arguments,
+    clean,
+    git_show,
+    hash_split,
+    make_row,
+    write_set,
+)
+
+SET_ID = "tr_store_reviews"
+REPO = "talhaucarr/data-mining-project"
+COMMIT = "71b707f3c3af0051894dd671e0a0f61bbb49a760"
+PATH = "magaza_yorumlari_duygu_analizi.csv"
+UPSET = {"Olumsuz": 1, "Olumlu": 0, "Tarafsız": 0}
+
+
+def parse(raw: str) -> Iterator[Row]:
+    for number, record in enumerate(csv.DictReader(io.StringIO(raw)), 2):
+        label = (record.get("Durum") or "").strip()
+        if label not in UPSET or record.get("Görüş") is None:
+            raise ValueError(f"{SET_ID}: record {number} is not Görüş,Olumlu|Olumsuz|Tarafsız")
+        # Some reviews keep the shop's HTML line breaks.
+        text = clean(record["Görüş"].replace("<br />", "\n"))
+        yield make_row(
+            text, "tr", {"upset": UPSET[label]}, SET_ID, hash_split(text), "product_reviews"
+        )
+
+
+def main() -> None:
+    args = arguments(__doc__ or SET_ID)
+    raw = git_show(REPO, COMMIT, PATH, args.mirror_root).decode("utf-16")
+    write_set(SET_ID, parse(raw), args.limit)
+
+
+if __name__ == "__main__":
+    main()
