@@ -31,6 +31,7 @@ from .format import (
     excerpt,
     make_console,
     open_store,
+    require_data,
     short_time,
     to_json,
 )
@@ -566,9 +567,13 @@ async def show_case(
     console: Console | None = None,
 ) -> int:
     console = console or make_console()
+    if not query.strip():
+        raise CliError("give a case id, an external id (zendesk:12345), an email or a phone")
     store = await open_store(settings)
     try:
         cases = await find_cases(store, query)
+        if not cases:
+            await require_data(store, settings)  # a wrong database says so, not "no match"
     finally:
         await store.close()
     if not cases:
