@@ -8,11 +8,13 @@ its own try/except and none ends in a traceback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsError
 from pymongo.errors import ConfigurationError, ConnectionFailure
 
 from cli.format import CliError
@@ -37,6 +39,11 @@ def explain(exc: BaseException) -> Explained:
         return Explained("interrupted", 130)
     if isinstance(exc, ValidationError) and exc.title.endswith("Settings"):
         return Explained(settings_message(exc), 2)
+    if isinstance(exc, SettingsError):  # a JSON-valued setting that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"AMENDS_{field.group(1).upper()}" if field else "a setting"
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        return Explained(f"invalid setting {name}{cause}", 2)
     if isinstance(exc, OSError) and exc.filename is not None:
         return Explained(f"{exc.strerror or exc}: {exc.filename}", 2)
     if isinstance(exc, TopicCreationError):
