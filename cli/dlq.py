@@ -368,6 +368,25 @@ async def start_producer(settings: Settings) -> AIOKafkaProducer:
 # -- rendering -------------------------------------------------------------------------
 
 
+# Below this width the table squeezes the entry names (what `dlq show` needs) to "comp…".
+TABLE_MIN_WIDTH = 140
+
+
+def entries_lines(entries: Sequence[Entry], redriven: set[str] | None, width: int) -> list[str]:
+    """The list for a narrow terminal: entry, time, reason, service; the detail beneath."""
+    lines = [f"{len(entries)} dead letters"]
+    for entry in entries:
+        row = entry.summary()
+        done = " redriven" if redriven is not None and entry.redrive_id in redriven else ""
+        lines.append(
+            f"{entry.ref}  {short_time(entry.failed_at)}  {entry.reason}  "
+            f"{row['service'] or '—'}{done}"
+        )
+        event = f" (event {row['event_id']})" if row["event_id"] else ""
+        lines.append("    " + excerpt(f"{row['detail'] or '—'}{event}", max(20, width - 4)))
+    return lines
+
+
 def entries_table(entries: Sequence[Entry], redriven: set[str] | None) -> Table:
     table = Table(title=f"{len(entries)} dead letters", title_justify="left")
     for column in ("entry", "failed at", "reason", "detail", "service", "event id"):
@@ -451,6 +470,9 @@ async def list_command(
             for e in entries
         ]
         console.out(to_json(rows), highlight=False)
+    elif console.width < TABLE_MIN_WIDTH:
+        for line in entries_lines(entries, redriven, console.width):
+            console.out(line, highlight=False)
     else:
         console.print(entries_table(entries, redriven))
     return 0

@@ -24,9 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the local Kafka and MongoDB-protocol server (unless "
         "KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL are set) and the four services, feed N "
         "complaints from the bundled multilingual sample stream, show progress and end with "
-        "a summary that accounts for every input. Uses the database 'amends_demo' (dropped "
-        "first) and the topic prefix 'demo.' unless AMENDS_MONGODB_DATABASE / "
-        "AMENDS_TOPIC_PREFIX are set.",
+        "a summary that accounts for every input and the commands to try next. Uses the "
+        "database 'amends_demo' (dropped first) and the topic prefix 'demo.' unless "
+        "AMENDS_MONGODB_DATABASE / AMENDS_TOPIC_PREFIX are set, and remembers them in "
+        ".local/run/demo.json: `amends case|stats|dlq|replay` on the same servers then read "
+        "this run without flags.",
     )
     run.add_argument("--count", type=int, default=300, help="complaints to feed (default 300)")
     run.add_argument(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -166,18 +167,22 @@ async def test_amends_run_accounts_for_every_input_and_its_next_commands_find_it
                 "AMENDS_CONSUMER_GROUP_PREFIX",
             )
         }
-        outputs = [
-            subprocess.run(
-                shlex.split(command),
+
+        def typed(command: list[str]) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                command,
                 cwd=REPO_ROOT,
-                env={**user_env, "COLUMNS": "200"},
+                env={**user_env, "COLUMNS": "80"},  # a small terminal
                 capture_output=True,
                 text=True,
                 timeout=90,
                 check=False,
             )
-            for command in summary["next_commands"]
-        ]
+
+        outputs = [typed(shlex.split(command)) for command in summary["next_commands"]]
+        # The entries it lists can be copied into `amends dlq show`.
+        listed = re.findall(r"^(complaints\.intake\.dlq:\d+:\d+) ", outputs[2].stdout, re.M)
+        shown = typed([*shlex.split(summary["next_commands"][2])[:1], "dlq", "show", listed[0]])
     finally:
         store = Store(settings)
         await store.client.drop_database(settings.mongodb_database)
@@ -208,3 +213,6 @@ async def test_amends_run_accounts_for_every_input_and_its_next_commands_find_it
     assert f"cases: {summary['cases']} " in stats.stdout
     dead = summary["dead_lettered"] + sum(summary["downstream_dead_letters"].values())
     assert dlq.stdout.startswith(f"{dead} dead letters"), dlq.stdout[:200]
+    assert len(listed) == summary["dead_lettered"]
+    assert shown.returncode == 0, shown.stderr
+    assert f"dead letter {listed[0]}" in shown.stdout
