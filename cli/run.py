@@ -299,6 +299,7 @@ def print_summary(result: dict[str, Any]) -> None:
 async def run_pipeline(
     count: int, rate: float, exit_when_done: bool, as_json: bool, timeout: float
 ) -> int:
+    stop_on_hangup_and_term()
     external = bool(infra.external("kafka")) and bool(infra.external("mongodb"))
     if not external and infra.infra("up", quiet=as_json) != 0:
         return 2
@@ -376,7 +377,11 @@ async def run_pipeline(
                 await asyncio.Event().wait()
         return 0 if result["missing"] == 0 and progress.pipeline_settled() else 1
     finally:
-        log("stopping services ...")
+        # First stop the services (started in sessions of their own, so no signal
+        # reaches them but ours), then say so: a closed stdout (`| head`) must not
+        # leave them running.
+        with contextlib.suppress(OSError):
+            log("stopping services ...")
         procs.stop()
         await store.close()
 
@@ -384,8 +389,20 @@ async def run_pipeline(
 def main(count: int, rate: float, exit_when_done: bool, as_json: bool, timeout: float) -> int:
     try:
         return asyncio.run(run_pipeline(count, rate, exit_when_done, as_json, timeout))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         return 130
+
+
+def stop_on_hangup_and_term() -> None:
+    """A closed terminal (SIGHUP) or `kill` (SIGTERM) stops the services as Ctrl-C does:
+    the running task is cancelled, so its ``finally`` stops them."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, task.cancel)
 
 
 __all__ = ["main"]
