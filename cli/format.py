@@ -201,8 +201,8 @@ async def _refused_everywhere(settings: Settings) -> ConnectionRefusedError | No
     return refusal
 
 
-async def check_kafka(settings: Settings) -> None:
-    """Return when Kafka answers; a CliError naming the fix otherwise."""
+async def kafka_topics(settings: Settings) -> set[str]:
+    """The topic names of the cluster; a CliError naming the fix when Kafka is away."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     # aiokafka logs each failed connection attempt; the error below says it once.
@@ -212,6 +212,7 @@ async def check_kafka(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(**kafka_client_options(settings))
     try:
         await asyncio.wait_for(admin.start(), timeout=CONNECT_TIMEOUT_SECONDS)
+        return set(await asyncio.wait_for(admin.list_topics(), timeout=CONNECT_TIMEOUT_SECONDS))
     except Exception as exc:
         raise kafka_unreachable(settings, exc) from exc
     finally:

@@ -34,7 +34,7 @@ from shared.settings import REPO_ROOT, Settings
 from shared.store import Store
 
 from . import infra
-from .format import CliError, check_kafka, open_store
+from .format import CliError, kafka_topics, open_store
 from .target import remember_demo
 
 BASE_PORT = 8101
@@ -314,7 +314,7 @@ async def run_pipeline(
         mongodb_database=env["AMENDS_MONGODB_DATABASE"], topic_prefix=env["AMENDS_TOPIC_PREFIX"]
     )
     if infra.external("kafka"):  # nobody started it here: say at once when it does not answer
-        await check_kafka(settings)
+        await kafka_topics(settings)
     store = await open_store(settings)
     # A fresh demo database each run: the summary speaks of this run alone.
     if "AMENDS_MONGODB_DATABASE" not in os.environ:

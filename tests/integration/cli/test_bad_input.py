@@ -137,9 +137,12 @@ async def test_unknown_and_malformed_case_ids(
     assert "give a case id" in error_line(amends(demo_state, "case", " ", *where), 2)
 
 
-def test_a_prefix_without_topics_names_one_with_topics(servers_up: None, demo_state: Path) -> None:
+def test_a_prefix_without_topics_names_one_with_topics(
+    servers_up: None, demo_state: Path, tmp_path: Path
+) -> None:
     prefix = f"nosuch{uuid.uuid4().hex[:8]}."
-    for args in (["dlq", "list"], ["dlq", "show", "complaints.intake.dlq:0:0"]):
+    replay = ["replay", str(SAMPLE), "--checkpoint-dir", str(tmp_path)]
+    for args in (["dlq", "list"], ["dlq", "show", "complaints.intake.dlq:0:0"], replay):
         line = error_line(amends(demo_state, *args, "--topic-prefix", prefix), 1)
         assert f"no amends topics under prefix {prefix!r}" in line
 
