@@ -31,6 +31,7 @@ from .format import (
     excerpt,
     make_console,
     open_store,
+    require_data,
     short_time,
     to_json,
 )
@@ -473,18 +474,21 @@ def timeline_events(doc: Document) -> list[tuple[datetime, str, str]]:
             f"contact ({contact.get('channel')})",
             excerpt(contact.get("text"), 70),
         )
+    history = doc.get("assignment_history") or []
     for name, at in (doc.get("stages") or {}).items():
+        if name == "assigned_at" and history:
+            continue  # the history below says it, with the person
         add(at, name.removesuffix("_at").replace("_", " "))
-    for entry in doc.get("assignment_history") or []:
+    for entry in history:
         person = entry.get("assignee", entry)
         add(
             entry.get("assigned_at") or entry.get("at"),
-            "assigned",
+            _text(entry.get("action") or "assigned"),
             _text(person.get("name") or person.get("person_id")),
         )
     for escalation in doc.get("escalations") or []:
         add(
-            escalation.get("escalated_at"),
+            escalation.get("escalated_at") or escalation.get("at"),
             f"escalated ({escalation.get('kind')})",
             _text(escalation.get("to_role")),
         )
@@ -566,9 +570,13 @@ async def show_case(
     console: Console | None = None,
 ) -> int:
     console = console or make_console()
+    if not query.strip():
+        raise CliError("give a case id, an external id (zendesk:12345), an email or a phone")
     store = await open_store(settings)
     try:
         cases = await find_cases(store, query)
+        if not cases:
+            await require_data(store, settings)  # a wrong database says so, not "no match"
     finally:
         await store.close()
     if not cases:

@@ -46,6 +46,7 @@ from .format import (
     open_store,
     parse_iso,
     parse_time,
+    require_topics,
     short_time,
     to_json,
 )
@@ -157,13 +158,16 @@ async def start_consumer(settings: Settings) -> AIOKafkaConsumer:
     return consumer
 
 
-async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> dict[str, list[int]]:
+async def partitions_of(
+    settings: Settings, consumer: AIOKafkaConsumer, topics: Iterable[str]
+) -> dict[str, list[int]]:
     """Partitions of each existing topic, from fresh cluster metadata.
 
     ``consumer.topics()`` fetches the metadata but does not keep it, so
     ``partitions_for_topic`` would not know a topic it never subscribed to.
     """
     cluster = await consumer._client.fetch_all_metadata()
+    require_topics(settings, cluster.topics())
     found: dict[str, list[int]] = {}
     for topic in topics:
         partitions = cluster.partitions_for_topic(topic)
@@ -178,7 +182,7 @@ async def existing_dlq_topics(
     """Kafka names of the .dlq topics to read (those that exist), with their partitions."""
     if topic:
         full = settings.topic(dlq_name(settings, topic))
-        found = await partitions_of(consumer, [full])
+        found = await partitions_of(settings, consumer, [full])
         if not found:
             raise CliError(
                 f"no dead-letter topic {full!r}: nothing was dead-lettered there yet, or "
@@ -186,7 +190,7 @@ async def existing_dlq_topics(
                 exit_code=1,
             )
         return found
-    return await partitions_of(consumer, [settings.topic(n) for n in known_dlq_names()])
+    return await partitions_of(settings, consumer, [settings.topic(n) for n in known_dlq_names()])
 
 
 async def read_entries(
@@ -262,7 +266,7 @@ def parse_ref(settings: Settings, ref: str) -> tuple[str, int, int]:
 async def read_one(settings: Settings, consumer: AIOKafkaConsumer, ref: str) -> Entry:
     topic, partition, offset = parse_ref(settings, ref)
     tp = TopicPartition(topic, partition)
-    if partition not in (await partitions_of(consumer, [topic])).get(topic, []):
+    if partition not in (await partitions_of(settings, consumer, [topic])).get(topic, []):
         raise _missing(ref)
     consumer.assign([tp])
     end = (await consumer.end_offsets([tp]))[tp]
@@ -364,6 +368,25 @@ async def start_producer(settings: Settings) -> AIOKafkaProducer:
 # -- rendering -------------------------------------------------------------------------
 
 
+# Below this width the table squeezes the entry names (what `dlq show` needs) to "comp…".
+TABLE_MIN_WIDTH = 140
+
+
+def entries_lines(entries: Sequence[Entry], redriven: set[str] | None, width: int) -> list[str]:
+    """The list for a narrow terminal: entry, time, reason, service; the detail beneath."""
+    lines = [f"{len(entries)} dead letters"]
+    for entry in entries:
+        row = entry.summary()
+        done = " redriven" if redriven is not None and entry.redrive_id in redriven else ""
+        lines.append(
+            f"{entry.ref}  {short_time(entry.failed_at)}  {entry.reason}  "
+            f"{row['service'] or '—'}{done}"
+        )
+        event = f" (event {row['event_id']})" if row["event_id"] else ""
+        lines.append("    " + excerpt(f"{row['detail'] or '—'}{event}", max(20, width - 4)))
+    return lines
+
+
 def entries_table(entries: Sequence[Entry], redriven: set[str] | None) -> Table:
     table = Table(title=f"{len(entries)} dead letters", title_justify="left")
     for column in ("entry", "failed at", "reason", "detail", "service", "event id"):
@@ -447,6 +470,9 @@ async def list_command(
             for e in entries
         ]
         console.out(to_json(rows), highlight=False)
+    elif console.width < TABLE_MIN_WIDTH:
+        for line in entries_lines(entries, redriven, console.width):
+            console.out(line, highlight=False)
     else:
         console.print(entries_table(entries, redriven))
     return 0

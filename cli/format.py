@@ -1,24 +1,35 @@
 """Terminal helpers shared by the operator commands: errors that name the fix, time
-parsing (ISO 8601 or relative like 24h / 7d), JSON output, durations, connections."""
+parsing (ISO 8601 or relative like 24h / 7d), JSON output, durations, connections, and
+the "is there any amends data here?" checks behind "no data under prefix X"."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-import sys
-from collections.abc import Coroutine
+import shlex
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 from rich.console import Console
 
-from shared.service import kafka_unreachable_message, mongo_unreachable_message
+from shared.events.catalogue import CATALOGUE, INTAKE, dead_letter_topic
+from shared.service import (
+    kafka_client_options,
+    kafka_unreachable_message,
+    mongo_hosts,
+    mongo_unreachable_message,
+)
 from shared.settings import Settings
 from shared.store import Store
 
 CONNECT_TIMEOUT_SECONDS = 10.0
+# A command waits this long for MongoDB to answer before it says it is not reachable
+# (the services wait longer; a person at a terminal should not).
+SERVER_SELECTION_TIMEOUT_MS = 3_000
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -30,6 +41,13 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+
+
+class NoData(CliError):
+    """The servers answer but hold no amends data where the command looks."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=1)
 
 
 # -- time ------------------------------------------------------------------------------
@@ -139,23 +157,153 @@ def mongo_unreachable(settings: Settings, exc: BaseException | None = None) -> C
 
 async def open_store(settings: Settings) -> Store:
     """A connected store (no index creation), or a CliError naming the fix."""
-    store = Store(settings)
+    from pymongo.errors import ConfigurationError
+
+    refused = await _refused_everywhere(settings)
+    if refused is not None:
+        raise mongo_unreachable(settings, refused)
+    store = Store(settings, server_selection_timeout_ms=SERVER_SELECTION_TIMEOUT_MS)
     try:
         await asyncio.wait_for(store.ping(), timeout=CONNECT_TIMEOUT_SECONDS)
+    except ConfigurationError as exc:  # InvalidURI, unknown option: no server is at fault
+        await store.close()
+        raise CliError(f"MONGODB_URL is not usable: {exc}") from exc
     except Exception as exc:
         await store.close()
         raise mongo_unreachable(settings, exc) from exc
     return store
 
 
-def run_command(coro: Coroutine[Any, Any, int]) -> int:
-    """Run a command's coroutine; print a CliError as ``amends: error: ...``."""
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # our errors say it better
+async def _refused_everywhere(settings: Settings) -> ConnectionRefusedError | None:
+    """The refusal when every host of a plain mongodb:// URL refuses TCP connections (no
+    server there: say so now rather than after the driver's server-selection timeout);
+    None when one accepts or anything is unclear (the driver then decides)."""
+    from pymongo.uri_parser import parse_uri
+
+    url = settings.mongodb_url.get_secret_value()
+    if not url.startswith("mongodb://"):
+        return None
     try:
-        return asyncio.run(coro)
-    except CliError as exc:
-        print(f"amends: error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("amends: interrupted", file=sys.stderr)
-        return 130
+        nodes = parse_uri(url)["nodelist"]
+    except Exception:
+        return None
+    refusal: ConnectionRefusedError | None = None
+    for host, port in nodes:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+        except ConnectionRefusedError as exc:
+            refusal = exc
+            continue
+        except Exception:
+            return None
+        writer.close()
+        return None
+    return refusal
+
+
+async def kafka_topics(settings: Settings) -> set[str]:
+    """The topic names of the cluster; a CliError naming the fix when Kafka is away."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    # aiokafka logs each failed connection attempt; the error below says it once.
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings))
+    try:
+        await asyncio.wait_for(admin.start(), timeout=CONNECT_TIMEOUT_SECONDS)
+        return set(await asyncio.wait_for(admin.list_topics(), timeout=CONNECT_TIMEOUT_SECONDS))
+    except Exception as exc:
+        raise kafka_unreachable(settings, exc) from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+        quiet.setLevel(level)
+
+
+# -- is there any amends data here? ----------------------------------------------------
+
+# Collections every pipeline that ever handled one input has written to.
+DATA_COLLECTIONS = ("intake_log", "cases", "dead_letters")
+SYSTEM_DATABASES = frozenset({"admin", "local", "config"})
+MAX_SUGGESTIONS = 3
+
+
+def ranked(candidates: Iterable[str], preferred: Iterable[str] = ()) -> list[str]:
+    """Suggestions: the preferred ones first (the demo, the defaults), then by name."""
+    pool = sorted(set(candidates))
+    first = [c for c in dict.fromkeys(preferred) if c in pool]
+    return first + [c for c in pool if c not in first]
+
+
+def suggestion(kinds: str, flag: str, candidates: list[str]) -> str:
+    """``did you mean `--database amends_demo`? (databases with amends data: ...)``"""
+    if not candidates:
+        return f"no other {kinds[:-1]} holds amends data either"
+    shown = ", ".join(repr(c) for c in candidates[:MAX_SUGGESTIONS])
+    more = len(candidates) - MAX_SUGGESTIONS
+    extra = f" and {more} more" if more > 0 else ""
+    return (
+        f"did you mean `{flag} {shlex.quote(candidates[0])}`? "
+        f"({kinds} with amends data: {shown}{extra})"
+    )
+
+
+def amends_prefixes(topics: Iterable[str]) -> list[str]:
+    """Prefixes under which an amends pipeline has topics (``<prefix>complaints.intake``)."""
+    return sorted({t[: -len(INTAKE.topic)] for t in topics if t.endswith(INTAKE.topic)})
+
+
+def known_topics(settings: Settings) -> set[str]:
+    names = {spec.topic for spec in CATALOGUE}
+    return {settings.topic(n) for n in names | {dead_letter_topic(n) for n in names}}
+
+
+def require_topics(settings: Settings, topics: Iterable[str]) -> None:
+    """NoData when no amends topic exists under the prefix, naming prefixes that have some."""
+    existing = set(topics)
+    if known_topics(settings) & existing:
+        return
+    from cli.target import read_demo
+
+    demo = read_demo() or {}
+    candidates = ranked(amends_prefixes(existing), [demo.get("topic_prefix", ""), "", "demo."])
+    raise NoData(
+        f"no amends topics under prefix {settings.topic_prefix!r} on "
+        f"{settings.kafka_bootstrap_servers}; "
+        + suggestion("prefixes", "--topic-prefix", candidates)
+    )
+
+
+async def has_data(store: Store, database: str) -> bool:
+    db = store.client[database]
+    for name in DATA_COLLECTIONS:
+        if await db[name].find_one({}, {"_id": 1}) is not None:
+            return True
+    return False
+
+
+async def require_data(store: Store, settings: Settings) -> None:
+    """NoData when the database holds no amends data, naming databases that do."""
+    if await has_data(store, settings.mongodb_database):
+        return
+    from cli.target import read_demo
+
+    names = [
+        n
+        for n in await store.client.list_database_names()
+        if n not in SYSTEM_DATABASES and n != settings.mongodb_database
+    ]
+    with_data = [n for n in names[:100] if await has_data(store, n)]
+    demo = read_demo() or {}
+    candidates = ranked(with_data, [demo.get("mongodb_database", ""), "amends", "amends_demo"])
+    raise NoData(
+        f"no amends data in database {settings.mongodb_database!r} on {mongo_hosts(settings)}; "
+        + suggestion("databases", "--database", candidates)
+    )
+
+
+def run_command(coro: Coroutine[Any, Any, int]) -> int:
+    """Run a command's coroutine; errors are printed by the boundary in cli.main."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # our errors say it better
+    return asyncio.run(coro)

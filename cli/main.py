@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -23,9 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the local Kafka and MongoDB-protocol server (unless "
         "KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL are set) and the four services, feed N "
         "complaints from the bundled multilingual sample stream, show progress and end with "
-        "a summary that accounts for every input. Uses the database 'amends_demo' (dropped "
-        "first) and the topic prefix 'demo.' unless AMENDS_MONGODB_DATABASE / "
-        "AMENDS_TOPIC_PREFIX are set.",
+        "a summary that accounts for every input and the commands to try next. Uses the "
+        "database 'amends_demo' (dropped first) and the topic prefix 'demo.' unless "
+        "AMENDS_MONGODB_DATABASE / AMENDS_TOPIC_PREFIX are set, and remembers them in "
+        ".local/run/demo.json: `amends case|stats|dlq|replay` on the same servers then read "
+        "this run without flags.",
     )
     run.add_argument("--count", type=int, default=300, help="complaints to feed (default 300)")
     run.add_argument(
@@ -225,24 +228,45 @@ def add_operator_commands(commands: argparse._SubParsersAction) -> None:  # type
         sub.add_argument("--limit", metavar="N", type=int, help="at most the N newest entries")
     for sub in (listing, show, redrive):
         sub.add_argument("--json", action="store_true", help="print JSON")
+    for sub in (case, stats, replay, listing, show, redrive):
+        add_target_options(sub)
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """Where the command looks; see cli/target.py for the order flags, env and demo win."""
+    group = parser.add_argument_group(
+        "where to look",
+        "default: AMENDS_MONGODB_DATABASE / AMENDS_TOPIC_PREFIX; without them, the data of "
+        "the last `amends run` on the same servers; else database amends, no prefix",
+    )
+    group.add_argument("--database", metavar="DB", help="MongoDB database, e.g. amends")
+    group.add_argument("--topic-prefix", metavar="P", help="topic prefix, e.g. demo. ('' = none)")
 
 
 def run_operator_command(args: argparse.Namespace) -> int:
     from cli import case, dlq, replay, stats
     from cli.format import run_command
+    from cli.target import resolve
     from shared.settings import Settings
 
+    target = resolve(Settings(), database=args.database, topic_prefix=args.topic_prefix)
+    if target.notice:
+        print(target.notice, file=sys.stderr)
     modules = {"case": case, "stats": stats, "replay": replay, "dlq": dlq}
-    return run_command(modules[args.command].run(Settings(), args))
+    return run_command(modules[args.command].run(target.settings, args))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def dispatch(argv: list[str]) -> int:
     if argv[:1] == ["triage-eval"]:
         # The classifier owns its evaluation command and its --help.
         from services.classify import evaluation
 
-        return int(evaluation.main(argv[1:]) or 0)
+        try:
+            return int(evaluation.main(argv[1:]) or 0)
+        except ValueError as exc:  # a row it cannot read: the message names file and line
+            from cli.format import CliError
+
+            raise CliError(str(exc)) from exc
     args = build_parser().parse_args(argv)
     if args.command == "run":
         from cli import run
@@ -269,6 +293,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in {"case", "stats", "replay", "dlq"}:
         return run_operator_command(args)
     return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The error boundary: whatever goes wrong, one line on stderr and a non-zero exit
+    (AMENDS_DEBUG=1 shows the traceback of an unexpected error)."""
+    from cli.errors import explain
+
+    try:
+        return dispatch(list(sys.argv[1:] if argv is None else argv))
+    except (Exception, KeyboardInterrupt) as exc:
+        explained = explain(exc)
+        if not explained.expected and os.environ.get("AMENDS_DEBUG"):
+            raise
+        print(f"amends: error: {explained.message}", file=sys.stderr)
+        return explained.exit_code
 
 
 if __name__ == "__main__":

@@ -60,9 +60,11 @@ from .format import (
     CONNECT_TIMEOUT_SECONDS,
     CliError,
     as_utc,
+    kafka_topics,
     kafka_unreachable,
     make_console,
     parse_iso,
+    require_topics,
     to_json,
 )
 
@@ -482,6 +484,11 @@ async def send_window(
     await asyncio.gather(*futures)
 
 
+def require_file(path: Path) -> None:
+    if not path.is_file():
+        raise CliError(f"{path} is not a file: give the path of a JSONL or CSV export")
+
+
 async def replay(
     settings: Settings,
     path: Path,
@@ -496,8 +503,7 @@ async def replay(
     console: Console | None = None,
 ) -> ReplayResult:
     """Send ``path`` to the intake topic; see the module docstring."""
-    if not path.is_file():
-        raise CliError(f"{path} is not a file: give the path of a JSONL or CSV export")
+    require_file(path)
     started = time.monotonic()
     sha256 = file_sha256(path)
     result = ReplayResult(file=str(path), sha256=sha256)
@@ -642,6 +648,9 @@ async def run(settings: Settings, args: Namespace) -> int:
     """`amends replay` from its parsed arguments."""
     if args.window < 1:
         raise CliError("--window must be at least 1")
+    require_file(Path(args.file))  # before asking Kafka anything
+    # Records sent under a prefix no amends pipeline uses would wait there for nobody.
+    require_topics(settings, await kafka_topics(settings))
     result = await replay(
         settings,
         Path(args.file),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,8 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,6 +34,8 @@ from shared.settings import REPO_ROOT, Settings
 from shared.store import Store
 
 from . import infra
+from .format import CliError, kafka_topics, open_store
+from .target import remember_demo
 
 BASE_PORT = 8101
 DEMO_DATABASE = "amends_demo"
@@ -48,6 +53,7 @@ class Progress:
     assigned: int = 0
     queued: int = 0
     followup_scheduled: int = 0
+    example_case_id: str | None = None  # the most urgent assigned case, for `amends case`
 
     @property
     def accounted(self) -> int:
@@ -73,7 +79,7 @@ def free_base_port(start: int = BASE_PORT, count: int = len(SERVICES)) -> int:
         except OSError:
             continue
         return base
-    raise RuntimeError(f"no {count} free consecutive ports from {start}")
+    raise CliError(f"no {count} free consecutive ports from {start} for the services' HTTP")
 
 
 class ServiceProcesses:
@@ -107,14 +113,17 @@ class ServiceProcesses:
                 while True:
                     proc = self.procs[name]
                     if proc.poll() is not None:
-                        raise RuntimeError(
+                        raise CliError(
                             f"{name} exited with {proc.returncode}; see {self.log_dir}/{name}.log"
                         )
                     with contextlib.suppress(httpx.HTTPError):
                         if (await client.get(url)).status_code == 200:
                             break
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"{name} not ready at {url} after {timeout:.0f} s")
+                        raise CliError(
+                            f"{name} not ready at {url} after {timeout:.0f} s; "
+                            f"see {self.log_dir}/{name}.log"
+                        )
                     await asyncio.sleep(0.3)
 
     def stop(self) -> None:
@@ -178,12 +187,18 @@ async def observe(store: Store, run_id: str, progress: Progress) -> None:
             downstream[f"{letter['topic']}: {letter['reason']}"] += 1
     stats = Counter[str]()
     ids = list(case_ids)
+    best: tuple[int, str] | None = None
     for start in range(0, len(ids), 500):
         cursor = store["cases"].find(
-            {"_id": {"$in": ids[start : start + 500]}}, {"stages": 1, "status": 1}
+            {"_id": {"$in": ids[start : start + 500]}},
+            {"stages": 1, "status": 1, "classification.urgency.score": 1},
         )
         async for case in cursor:
             stages = case.get("stages") or {}
+            if "assigned_at" in stages:
+                score = ((case.get("classification") or {}).get("urgency") or {}).get("score")
+                candidate = (int(score or 0), str(case["_id"]))
+                best = candidate if best is None or candidate > best else best
             stats["cases"] += 1
             stats["classified"] += "classified_at" in stages
             stats["assigned"] += "assigned_at" in stages
@@ -197,9 +212,17 @@ async def observe(store: Store, run_id: str, progress: Progress) -> None:
     progress.assigned = stats["assigned"]
     progress.queued = stats["queued"]
     progress.followup_scheduled = stats["followup"]
+    progress.example_case_id = best[1] if best else next(iter(sorted(case_ids)), None)
 
 
-def summary(progress: Progress, count: int, elapsed: float) -> dict[str, Any]:
+def summary(
+    progress: Progress,
+    count: int,
+    elapsed: float,
+    database: str = "",
+    topic_prefix: str = "",
+    started_at: datetime | None = None,
+) -> dict[str, Any]:
     return {
         "inputs": count,
         "sent": progress.sent,
@@ -217,7 +240,31 @@ def summary(progress: Progress, count: int, elapsed: float) -> dict[str, Any]:
         "followup_scheduled": progress.followup_scheduled,
         "downstream_dead_letters": dict(progress.downstream_dead_letters),
         "elapsed_seconds": round(elapsed, 2),
+        "database": database,
+        "topic_prefix": topic_prefix,
+        "example_case_id": progress.example_case_id,
+        "next_commands": next_commands(progress.example_case_id, started_at),
     }
+
+
+def amends_command() -> str:
+    """How the user types `amends` here: bare when it is on PATH, else the venv's path."""
+    ours = Path(sys.executable).parent / "amends"
+    found = shutil.which("amends")
+    if found and Path(found).resolve() == ours.resolve():
+        return "amends"
+    with contextlib.suppress(ValueError):
+        return os.path.relpath(ours) if not os.path.relpath(ours).startswith("..") else str(ours)
+    return str(ours)
+
+
+def next_commands(case_id: str | None, started_at: datetime | None = None) -> list[str]:
+    """What to type next; they read this run's data (cli/target.py). The database is
+    new each run but the dead-letter topics keep earlier runs' entries: --since."""
+    amends = amends_command()
+    commands = [f"{amends} case {case_id}"] if case_id else []
+    since = f" --since {started_at:%Y-%m-%dT%H:%M:%SZ}" if started_at else ""
+    return [*commands, f"{amends} stats", f"{amends} dlq list{since}"]
 
 
 def print_summary(result: dict[str, Any]) -> None:
@@ -238,11 +285,21 @@ def print_summary(result: dict[str, Any]) -> None:
     if result["downstream_dead_letters"]:
         print(f"  downstream dead letters ......... {result['downstream_dead_letters']}")
     print(f"  elapsed ......................... {result['elapsed_seconds']} s")
+    print(
+        f"\ntry next (they read this run: database {result['database']}, "
+        f"topic prefix {result['topic_prefix']!r}):"
+    )
+    notes = ["the most urgent case: its whole timeline", "the figures", "this run's dead letters"]
+    if not result["example_case_id"]:
+        notes = notes[1:]
+    for command, note in zip(result["next_commands"], notes, strict=True):
+        print(f"  {command:<60} # {note}")
 
 
 async def run_pipeline(
     count: int, rate: float, exit_when_done: bool, as_json: bool, timeout: float
 ) -> int:
+    stop_on_hangup_and_term()
     external = bool(infra.external("kafka")) and bool(infra.external("mongodb"))
     if not external and infra.infra("up", quiet=as_json) != 0:
         return 2
@@ -256,14 +313,19 @@ async def run_pipeline(
     settings = Settings(
         mongodb_database=env["AMENDS_MONGODB_DATABASE"], topic_prefix=env["AMENDS_TOPIC_PREFIX"]
     )
-    store = Store(settings)
+    if infra.external("kafka"):  # nobody started it here: say at once when it does not answer
+        await kafka_topics(settings)
+    store = await open_store(settings)
     # A fresh demo database each run: the summary speaks of this run alone.
     if "AMENDS_MONGODB_DATABASE" not in os.environ:
         await store.client.drop_database(settings.mongodb_database)
+    # From now on `amends case|stats|dlq|replay` without settings read this run's data.
+    remember_demo(settings)
     run_id = f"run{uuid.uuid4().hex[:8]}"
     procs = ServiceProcesses(env, free_base_port())  # another run may hold the defaults
     log = (lambda *a: None) if as_json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     started = time.monotonic()
+    started_at = datetime.now(UTC).replace(microsecond=0)
     progress = Progress()
     try:
         log("starting ingest, classify, route, followup ...")
@@ -297,7 +359,14 @@ async def run_pipeline(
                 break
         if not as_json and sys.stderr.isatty():
             print(file=sys.stderr)
-        result = summary(progress, count, time.monotonic() - started)
+        result = summary(
+            progress,
+            count,
+            time.monotonic() - started,
+            settings.mongodb_database,
+            settings.topic_prefix,
+            started_at,
+        )
         if as_json:
             print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         else:
@@ -308,7 +377,11 @@ async def run_pipeline(
                 await asyncio.Event().wait()
         return 0 if result["missing"] == 0 and progress.pipeline_settled() else 1
     finally:
-        log("stopping services ...")
+        # First stop the services (started in sessions of their own, so no signal
+        # reaches them but ours), then say so: a closed stdout (`| head`) must not
+        # leave them running.
+        with contextlib.suppress(OSError):
+            log("stopping services ...")
         procs.stop()
         await store.close()
 
@@ -316,8 +389,20 @@ async def run_pipeline(
 def main(count: int, rate: float, exit_when_done: bool, as_json: bool, timeout: float) -> int:
     try:
         return asyncio.run(run_pipeline(count, rate, exit_when_done, as_json, timeout))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         return 130
+
+
+def stop_on_hangup_and_term() -> None:
+    """A closed terminal (SIGHUP) or `kill` (SIGTERM) stops the services as Ctrl-C does:
+    the running task is cancelled, so its ``finally`` stops them."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, task.cancel)
 
 
 __all__ = ["main"]

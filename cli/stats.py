@@ -31,7 +31,15 @@ from rich.table import Table
 from shared.settings import Settings
 from shared.store import Document, IndexSpec, Store
 
-from .format import duration, iso, make_console, open_store, parse_time, to_json
+from .format import (
+    duration,
+    iso,
+    make_console,
+    open_store,
+    parse_time,
+    require_data,
+    to_json,
+)
 
 OPEN_STATUSES = ("open", "queued", "assigned", "reopened")
 NONE_LABELS = {"team": "unassigned", "priority": "unscored", "channel": "unknown"}
@@ -319,6 +327,7 @@ async def show_stats(
     console = console or make_console()
     store = await open_store(settings)
     try:
+        await require_data(store, settings)  # before creating indexes in a wrong database
         await ensure_stats_indexes(store)
         result = await collect(store, since, now or datetime.now(UTC))
     finally:

@@ -560,6 +560,8 @@ class Service:
                         settings, sorted(self._topics), create=settings.create_topics
                     )
                     kafka_done = True
+                except TopicCreationError:
+                    raise  # the settings are wrong; waiting will not fix them
                 except Exception as exc:
                     problems.append(kafka_unreachable_message(settings, exc))
             if not mongo_done:
@@ -657,29 +659,94 @@ class Service:
         )
 
 
-async def ensure_topics(settings: Settings, names: Sequence[str], *, create: bool = True) -> None:
-    """Create missing topics, so consumers never wait for a topic to appear. With
-    ``create=False`` (topics managed elsewhere, e.g. Strimzi) only check Kafka answers."""
+class TopicCreationError(Exception):
+    """Kafka refused to create a topic (bad partition count or replication factor, no
+    permission...): retrying will not help, the settings must change."""
+
+
+TOPIC_READY_TIMEOUT_SECONDS = 30.0
+
+
+async def ensure_topics(
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    create: bool = True,
+    ready_timeout: float = TOPIC_READY_TIMEOUT_SECONDS,
+) -> None:
+    """Create missing topics and return once every partition of them has a working leader,
+    so no client meets a topic that is "not found in cluster metadata" or "not leader"
+    while the broker is still setting it up. With ``create=False`` (topics managed
+    elsewhere, e.g. Strimzi) only check Kafka answers."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
     admin = AIOKafkaAdminClient(**kafka_client_options(settings))
     try:
         await admin.start()
+        if not create:
+            await admin.list_topics()
+            return
+        wanted = [settings.topic(n) for n in names]
         existing = set(await admin.list_topics())
-        missing = [settings.topic(n) for n in names if settings.topic(n) not in existing]
-        if missing and create:
-            # Another replica may create them first: that is fine.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [
-                        NewTopic(n, settings.topic_partitions, settings.topic_replication_factor)
-                        for n in missing
-                    ]
-                )
+        missing = [n for n in wanted if n not in existing]
+        response = None
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(n, settings.topic_partitions, settings.topic_replication_factor)
+                    for n in missing
+                ]
+            )
+        # Per-topic errors come back in the response, not as exceptions. Another replica
+        # creating the same topic first is fine.
+        refused = [
+            f"{entry[0]}: {entry[2] if len(entry) > 2 and entry[2] else f'error {entry[1]}'}"
+            for entry in (response.topic_errors if response else [])
+            if entry[1] not in (0, TopicAlreadyExistsError.errno)
+        ]
+        if refused:
+            raise TopicCreationError(
+                "Kafka refused to create " + "; ".join(refused) + " (check "
+                "AMENDS_TOPIC_PARTITIONS / AMENDS_TOPIC_REPLICATION_FACTOR)"
+            )
+        # Also topics another replica or service created a moment ago.
+        async with asyncio.timeout(ready_timeout):
+            await _wait_until_usable(settings, admin, wanted)
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
+
+
+async def _wait_until_usable(settings: Settings, admin: Any, topics: Sequence[str]) -> None:
+    """Wait for the topics' metadata, then for every partition leader to answer a
+    ListOffsets request: a new partition shows a leader in the metadata about a second
+    before that leader takes reads and writes."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    while True:
+        described = await admin.describe_topics(list(topics))
+        if len(described) == len(topics) and all(
+            topic["error_code"] == 0
+            and topic["partitions"]
+            and all(p["leader"] >= 0 and p["error_code"] == 0 for p in topic["partitions"])
+            for topic in described
+        ):
+            break
+        await asyncio.sleep(0.05)
+    partitions = [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in topic["partitions"]
+    ]
+    consumer = AIOKafkaConsumer(
+        **kafka_client_options(settings), group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.end_offsets(partitions)  # retries "not leader" quietly
+    finally:
+        await consumer.stop()
 
 
 def run(service: Service) -> None:

@@ -58,9 +58,16 @@ COMMON_INDEXES: tuple[IndexSpec, ...] = (
 class Store:
     """The database of one process. Create once, ``await connect()`` at start-up."""
 
-    def __init__(self, settings: Settings, extra_indexes: Iterable[IndexSpec] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        extra_indexes: Iterable[IndexSpec] = (),
+        *,
+        server_selection_timeout_ms: int = 5_000,
+    ) -> None:
         self._settings = settings
         self._indexes = (*COMMON_INDEXES, *extra_indexes)
+        self._server_selection_timeout_ms = server_selection_timeout_ms
         self._client: AsyncMongoClient[Document] | None = None
 
     @property
@@ -69,7 +76,7 @@ class Store:
             self._client = AsyncMongoClient(
                 self._settings.mongodb_url.get_secret_value(),
                 tz_aware=True,
-                serverSelectionTimeoutMS=5_000,
+                serverSelectionTimeoutMS=self._server_selection_timeout_ms,
                 connectTimeoutMS=5_000,
                 appname="amends",
             )

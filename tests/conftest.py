@@ -8,7 +8,10 @@ skip, when the servers are unreachable: a skipped integration test proves nothin
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -16,6 +19,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared.settings import Settings
 from shared.store import Store
 from tests.support import isolated_settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `amends run` in a test must not replace the user's remembered demo (cli/target.py),
+    # and a CLI command in a test must not read it.
+    os.environ.setdefault("AMENDS_DEMO_STATE", str(Path(tempfile.mkdtemp()) / "demo.json"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -177,7 +177,10 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
             if not isinstance(row, dict) or "text" not in row:
                 raise ValueError(f"{path}:{number}: a row needs at least 'text'")
             rows.append(row)

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cli.run import ServiceProcesses
+from cli.target import DEMO_STATE_ENV
 from shared.settings import REPO_ROOT, Settings
 from shared.store import Store
 from tests.support import intake_headers, isolated_settings, produce, wait_for
@@ -122,9 +126,11 @@ async def test_email_complaint_becomes_a_scored_assigned_case_with_followup(
     assert classification["urgency"]["contributions"][0]["signal"] in text
 
 
-async def test_amends_run_accounts_for_every_input(servers_up: None) -> None:
+async def test_amends_run_accounts_for_every_input_and_its_next_commands_find_it(
+    servers_up: None, tmp_path: Path
+) -> None:
     settings = isolated_settings()
-    env = service_env(settings)
+    env = {**service_env(settings), DEMO_STATE_ENV: str(tmp_path / "demo.json")}
     env.pop("AMENDS_ROUTE_SEED_PATH")
     try:
         completed = subprocess.run(
@@ -148,12 +154,39 @@ async def test_amends_run_accounts_for_every_input(servers_up: None) -> None:
             timeout=360,
             check=False,
         )
+        assert completed.returncode == 0, completed.stderr.decode()[-3000:]
+        summary = json.loads(completed.stdout)
+        # The commands it prints, typed as printed: no database, prefix or other flag.
+        user_env = {
+            k: v
+            for k, v in env.items()
+            if k
+            not in (
+                "AMENDS_MONGODB_DATABASE",
+                "AMENDS_TOPIC_PREFIX",
+                "AMENDS_CONSUMER_GROUP_PREFIX",
+            )
+        }
+
+        def typed(command: list[str]) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                command,
+                cwd=REPO_ROOT,
+                env={**user_env, "COLUMNS": "80"},  # a small terminal
+                capture_output=True,
+                text=True,
+                timeout=90,
+                check=False,
+            )
+
+        outputs = [typed(shlex.split(command)) for command in summary["next_commands"]]
+        # The entries it lists can be copied into `amends dlq show`.
+        listed = re.findall(r"^(complaints\.intake\.dlq:\d+:\d+) ", outputs[2].stdout, re.M)
+        shown = typed([*shlex.split(summary["next_commands"][2])[:1], "dlq", "show", listed[0]])
     finally:
         store = Store(settings)
         await store.client.drop_database(settings.mongodb_database)
         await store.close()
-    assert completed.returncode == 0, completed.stderr.decode()[-3000:]
-    summary = json.loads(completed.stdout)
     assert summary["missing"] == 0
     accounted = (
         summary["new_cases"]
@@ -168,3 +201,18 @@ async def test_amends_run_accounts_for_every_input(servers_up: None) -> None:
     assert (
         summary["followup_scheduled"] + summary["queued_waiting_for_capacity"] == summary["cases"]
     )
+
+    case, stats, dlq = outputs
+    for result in outputs:
+        assert result.returncode == 0, (result.args, result.stderr)
+        # One line says where they read, and it is this run's database.
+        assert result.stderr.count("\n") == 1 and settings.mongodb_database in result.stderr
+    assert summary["next_commands"][0].endswith(f"case {summary['example_case_id']}")
+    assert f"case {summary['example_case_id']}" in case.stdout
+    assert "assigned" in case.stdout  # the example is an assigned case: a full timeline
+    assert f"cases: {summary['cases']} " in stats.stdout
+    dead = summary["dead_lettered"] + sum(summary["downstream_dead_letters"].values())
+    assert dlq.stdout.startswith(f"{dead} dead letters"), dlq.stdout[:200]
+    assert len(listed) == summary["dead_lettered"]
+    assert shown.returncode == 0, shown.stderr
+    assert f"dead letter {listed[0]}" in shown.stdout

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from cli.replay import Checkpoint, file_sha256, load_mapping, replay
 from shared.events import catalogue, envelope
+from shared.service import ensure_topics
 from shared.settings import REPO_ROOT, Settings
 from tests.integration.cli.replay_support import ce_ids, read_topic, write_cfpb_csv
 
@@ -83,6 +84,8 @@ async def test_killed_mid_way_then_resumed(settings: Settings, tmp_path: Path) -
         "--checkpoint-dir",
         str(checkpoints),
     ]
+    # `amends replay` refuses a prefix no pipeline uses: give this one its intake topic.
+    await ensure_topics(settings, [catalogue.INTAKE.topic])
     proc = subprocess.Popen(
         command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -112,3 +112,18 @@ def test_timeline_is_in_time_order() -> None:
     times = [at for at, _, _ in events]
     assert times == sorted(times)
     assert events[0][1].startswith("contact (email)")
+
+
+def test_timeline_names_each_assignment_and_escalation_once() -> None:
+    at = NOW - timedelta(minutes=5)
+    doc = {
+        "_id": "c-1",
+        "stages": {"received_at": at, "assigned_at": at},
+        # The shapes route stores: history and escalations dated by "at".
+        "assignment_history": [{"seq": 1, "action": "assigned", "person_id": "elif", "at": at}],
+        "escalations": [{"kind": "legal_threat", "to_role": "legal", "at": at}],
+    }
+    whats = [(what, detail) for _, what, detail in timeline_events(doc)]
+    assert [w for w, _ in whats].count("assigned") == 1
+    assert ("assigned", "elif") in whats
+    assert ("escalated (legal_threat)", "legal") in whats
