@@ -42,9 +42,9 @@ from shared.events import envelope
 from shared.events.catalogue import ACTIVITY, RESOLVED, EventSpec
 from shared.events.common import Category
 from shared.events.lifecycle import CaseActivity, CaseResolved, Lesson
-from shared.settings import REPO_ROOT, Settings
+from shared.settings import Settings
 from shared.store import Store
-from tests.support import isolated_settings, wait_for
+from tests.support import isolated_settings, service_env, wait_for
 from tests.unit.deploy.support import (
     DEPLOY,
     GRAFANA_VARIABLES,
@@ -203,24 +203,18 @@ class Switch:
         self.writers -= {writer, up_w}
 
 
-def service_env(settings: Settings) -> dict[str, str]:
+def load_env(settings: Settings) -> dict[str, str]:
     """Production code with its periods shortened, so a minute shows a CRM's day."""
-    return {
-        **os.environ,
-        "AMENDS_TOPIC_PREFIX": settings.topic_prefix,
-        "AMENDS_MONGODB_DATABASE": settings.mongodb_database,
-        "AMENDS_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
-        "AMENDS_BATCH_TIMEOUT_MS": "20",
-        "AMENDS_LOG_JSON": "false",
-        "AMENDS_ROUTE_SEED_PATH": str(REPO_ROOT / "services/route/seed/people.json"),
-        "AMENDS_ROUTE_METRICS_SECONDS": "1",
-        "AMENDS_ROUTE_SPIKE_CHECK_SECONDS": "1",  # a fresh database: the feed is a burst
-        "AMENDS_ROUTE_SLA_SWEEP_SECONDS": "1",
-        "AMENDS_FOLLOWUP_POLL_INTERVAL_SECONDS": "0.2",
-        "AMENDS_FOLLOWUP_INTERIM_SHARE": "0.000001",  # an interim update within a second
-        "AMENDS_FOLLOWUP_SURVEY_DELAY_SECONDS": "0.5",
-        "PYTHONPATH": str(REPO_ROOT),
-    }
+    return service_env(
+        settings,
+        AMENDS_LOG_JSON="false",
+        AMENDS_ROUTE_METRICS_SECONDS="1",
+        AMENDS_ROUTE_SPIKE_CHECK_SECONDS="1",  # a fresh database: the feed is a burst
+        AMENDS_ROUTE_SLA_SWEEP_SECONDS="1",
+        AMENDS_FOLLOWUP_POLL_INTERVAL_SECONDS="0.2",
+        AMENDS_FOLLOWUP_INTERIM_SHARE="0.000001",  # an interim update within a second
+        AMENDS_FOLLOWUP_SURVEY_DELAY_SECONDS="0.5",
+    )
 
 
 async def publish(settings: Settings, spec: EventSpec, payloads: Sequence[BaseModel]) -> None:
@@ -282,7 +276,7 @@ async def test_every_dashboard_query_returns_series_under_load(
     url = url or Settings().mongodb_url.get_secret_value()
     switch = Switch(url)
     await switch.restore()
-    processes = ClassifyViaSwitch(service_env(settings), free_base_port(8411), switch)
+    processes = ClassifyViaSwitch(load_env(settings), free_base_port(8411), switch)
     processes.start()
     scrape.write_targets(processes.ports(), prometheus.targets, namespace=namespace)
     store = Store(settings)
