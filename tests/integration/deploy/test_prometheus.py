@@ -38,6 +38,7 @@ from pydantic import BaseModel
 from cli import scrape
 from cli.run import Progress, ServiceProcesses, feed, free_base_port
 from cli.run import observe as account
+from cli.samples import load_stream
 from shared.events import envelope
 from shared.events.catalogue import ACTIVITY, RESOLVED, EventSpec
 from shared.events.common import Category
@@ -56,7 +57,7 @@ from tests.unit.deploy.support import (
 
 SCRIPT = DEPLOY / "local/prometheus.sh"
 PROMETHEUS_RULE = DEPLOY / "kubernetes/base/monitoring/prometheusrule.yaml"
-SAMPLE_CYCLE = 68  # records in cli/samples/stream.jsonl: every channel, six malformed
+SAMPLE_CYCLE = len(load_stream())  # cli/samples/stream.jsonl: every channel, six malformed
 
 
 @cache
@@ -362,6 +363,7 @@ async def test_every_dashboard_query_returns_series_under_load(
         await switch.restore()
         scrape.clear_targets(prometheus.targets)
         processes.stop()
+        await switch.cut()  # closes the proxy for good
         await store.client.drop_database(settings.mongodb_database)
         await store.close()
 
