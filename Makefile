@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
         test-e2e lint format bench soak asyncapi asyncapi-check clean
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,4 +71,21 @@ asyncapi-check: $(STAMP)  ## Fail when docs/asyncapi is not current
 
 clean:  ## Stop servers and delete local data (keeps cached downloads)
 	-$(AMENDS) infra down
+	-bash deploy/local/prometheus.sh down
 	rm -rf .local/data .local/logs .local/run
+
+.PHONY: observe observe-down k8s
+
+observe: $(STAMP)  ## Local Prometheus on 127.0.0.1:9090 scraping the running services (builds it once)
+	$(AMENDS) observe up
+
+observe-down: $(STAMP)  ## Stop the local Prometheus
+	$(AMENDS) observe down
+
+k8s:  ## Render every Kubernetes overlay into .local/k8s/<overlay>.yaml (builds the pinned kustomize once)
+	@kustomize="$$(bash deploy/tools/install-kustomize.sh)" && mkdir -p .local/k8s && \
+	for dir in deploy/kubernetes/overlays/*/; do \
+	  name="$$(basename "$$dir")"; \
+	  "$$kustomize" build "$$dir" > ".local/k8s/$$name.yaml" || exit 1; \
+	  echo "$$name: .local/k8s/$$name.yaml ($$(grep -c '^kind:' ".local/k8s/$$name.yaml") resources)"; \
+	done

@@ -53,6 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     infra.add_argument("action", choices=("up", "down", "status"), help="what to do")
 
+    observe = commands.add_parser(
+        "observe",
+        help="start a local Prometheus that scrapes the running services and loads the alerts",
+        description="Build Prometheus once from the Go module proxy (pinned, into .local/bin), "
+        "then start it on 127.0.0.1:9090 (PROMETHEUS_PORT). It scrapes the services of the "
+        "running `amends run` (the ports it wrote to .local/run/scrape-targets.json) and "
+        "evaluates deploy/prometheus/rules/*.rules.yaml. deploy/local/prometheus.sh does the "
+        "work.",
+    )
+    observe.add_argument(
+        "action", nargs="?", default="up", choices=("up", "down", "status"), help="default: up"
+    )
+
     serve = commands.add_parser(
         "serve",
         help="run one service in the foreground (what the container runs)",
@@ -276,6 +289,10 @@ def dispatch(argv: list[str]) -> int:
         from cli.infra import infra
 
         return infra(args.action)
+    if args.command == "observe":
+        from cli.observe import observe
+
+        return observe(args.action)
     if args.command == "serve":
         from shared.service import run as serve
 

@@ -33,7 +33,7 @@ from shared.service import kafka_client_options
 from shared.settings import REPO_ROOT, Settings
 from shared.store import Store
 
-from . import infra
+from . import infra, scrape
 from .format import CliError, kafka_topics, open_store
 from .target import remember_demo
 
@@ -91,11 +91,19 @@ class ServiceProcesses:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.log_dir = REPO_ROOT / ".local" / "logs"
 
+    def ports(self) -> list[tuple[str, int]]:
+        """(service, HTTP port) of each service: /healthz, /readyz, /metrics."""
+        return [(name, self.base_port + index) for index, name in enumerate(SERVICES)]
+
+    def service_env(self, name: str, port: int) -> dict[str, str]:
+        """The environment of one service (a test may give one service its own)."""
+        return {**self.env, "AMENDS_HTTP_PORT": str(port)}
+
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for index, name in enumerate(SERVICES):
             log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-            env = {**self.env, "AMENDS_HTTP_PORT": str(self.base_port + index)}
+            env = self.service_env(name, self.base_port + index)
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", f"services.{name}"],
                 cwd=REPO_ROOT,
@@ -330,6 +338,8 @@ async def run_pipeline(
     try:
         log("starting ingest, classify, route, followup ...")
         procs.start()
+        # The local Prometheus (`make observe`) scrapes the ports this run really uses.
+        scrape.write_targets(procs.ports())
         await procs.wait_ready()
         log(f"services ready in {time.monotonic() - started:.1f} s; feeding {count} complaints")
         feeder = asyncio.create_task(feed(settings, run_id, count, rate, progress))
@@ -382,6 +392,7 @@ async def run_pipeline(
         # leave them running.
         with contextlib.suppress(OSError):
             log("stopping services ...")
+        scrape.clear_targets()
         procs.stop()
         await store.close()
 

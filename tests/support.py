@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -13,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.events import envelope
 from shared.service import Service
-from shared.settings import Settings
+from shared.settings import REPO_ROOT, Settings
 
 T = TypeVar("T")
 
@@ -31,6 +32,21 @@ def isolated_settings(**overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of the services run as processes (``python -m services.<name>``)
+    on this test's own topics, consumer groups and database."""
+    return {
+        **os.environ,
+        "AMENDS_TOPIC_PREFIX": settings.topic_prefix,
+        "AMENDS_MONGODB_DATABASE": settings.mongodb_database,
+        "AMENDS_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
+        "AMENDS_BATCH_TIMEOUT_MS": "20",
+        "AMENDS_ROUTE_SEED_PATH": str(REPO_ROOT / "services/route/seed/people.json"),
+        "PYTHONPATH": str(REPO_ROOT),
+        **extra,
+    }
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ its follow-up scheduled."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -20,7 +19,7 @@ from cli.run import ServiceProcesses
 from cli.target import DEMO_STATE_ENV
 from shared.settings import REPO_ROOT, Settings
 from shared.store import Store
-from tests.support import intake_headers, isolated_settings, produce, wait_for
+from tests.support import intake_headers, isolated_settings, produce, service_env, wait_for
 
 FINNISH_LEGAL_THREAT = b"""\
 From: =?utf-8?q?Aino_Virtanen?= <aino.virtanen@example.fi>
@@ -42,18 +41,6 @@ asianajajaan ja kuluttajariitalautakuntaan.
 Terveisin
 Aino Virtanen
 """
-
-
-def service_env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "AMENDS_TOPIC_PREFIX": settings.topic_prefix,
-        "AMENDS_MONGODB_DATABASE": settings.mongodb_database,
-        "AMENDS_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
-        "AMENDS_BATCH_TIMEOUT_MS": "20",
-        "AMENDS_ROUTE_SEED_PATH": str(REPO_ROOT / "services/route/seed/people.json"),
-        "PYTHONPATH": str(REPO_ROOT),
-    }
 
 
 @pytest.fixture

@@ -9,16 +9,15 @@ before its first sample, so the check does not depend on which code paths ran.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from cli.run import SERVICES, ServiceProcesses
-from shared.settings import REPO_ROOT, Settings
+from shared.settings import Settings
 from shared.store import Store
-from tests.support import intake_headers, isolated_settings, produce
+from tests.support import intake_headers, isolated_settings, produce, service_env
 from tests.unit.deploy.support import SCRAPE_SERIES, exposed_series, referenced_metrics
 
 BASE_PORT = 8311  # e2e uses 8211, `amends run` 8101
@@ -40,15 +39,7 @@ Please replace it or refund me.
 @pytest.fixture
 async def services(servers_up: None) -> AsyncIterator[Settings]:
     settings = isolated_settings()
-    env = {
-        **os.environ,
-        "AMENDS_TOPIC_PREFIX": settings.topic_prefix,
-        "AMENDS_MONGODB_DATABASE": settings.mongodb_database,
-        "AMENDS_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
-        "AMENDS_BATCH_TIMEOUT_MS": "20",
-        "AMENDS_ROUTE_SEED_PATH": str(REPO_ROOT / "services/route/seed/people.json"),
-        "PYTHONPATH": str(REPO_ROOT),
-    }
+    env = service_env(settings)
     processes = ServiceProcesses(env, base_port=BASE_PORT)
     processes.start()
     try:
