@@ -1,18 +1,18 @@
 """The rows the cascade is fitted and chosen on: converted triage sets plus ../shared/eval.
 
-Every row is ``{"text", "language", "labels", "split", "source"}`` with split ``train``,
-``valid`` or ``test``. Sources:
-- ``$AMENDS_TRIAGE_DATA/*.jsonl.gz`` (the in-domain sets, see ``convert/common.py``);
-- IndoNLU SmSA and EmoT train / valid / test (official splits);
-- XED (train side of ``datasets.split_of`` only: the shipped fast model was fitted on
-  all of it, so none of it may choose the band; its test side stays for measuring).
-A normalised text that occurs in any valid/test row is dropped from every train split,
-so nothing the band or the head is judged on was fitted on.
+Every row is ``{"text", "language", "labels": {"upset": 0|1}, "split", "source"}`` with
+split ``train``, ``valid`` or ``test``. Sources:
+- ``$AMENDS_TRIAGE_DATA/*.jsonl.gz``, the in-domain sets (``convert/``), with their
+  train / valid / test splits (IndoNLU SmSA among them, official splits);
+- ``datasets.py``: XED and IndoNLU EmoT (train / test) and SmSA when it was not
+  converted. The shipped fast model was fitted on all their train rows, so none of these
+  may choose the band: they fit the head (train) and measure (test).
+A text both converted and read here counts once (the converted row first); a normalised
+text in any valid/test row is dropped from every train split.
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 from collections.abc import Iterator
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from services.classify.training.convert.common import data_dir, normalise
-from services.classify.training.datasets import DEFAULT_EVAL_DIR, xed_rows
+from services.classify.training.datasets import DEFAULT_EVAL_DIR, emot_rows, smsa_rows, xed_rows
 
 Row = dict[str, Any]
 
@@ -34,45 +34,8 @@ def triage_rows(directory: Path | None = None) -> Iterator[Row]:
                     yield row
 
 
-def smsa_rows(eval_dir: Path) -> Iterator[Row]:
-    for split in ("train", "valid", "test"):
-        path = eval_dir / "id_indonlu" / f"smsa_doc-sentiment-prosa_{split}_preprocess.tsv"
-        if not path.exists():
-            continue
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                text, _, label = line.rstrip("\n").rpartition("\t")
-                if text and label in ("positive", "neutral", "negative"):
-                    yield {
-                        "text": text,
-                        "language": "id",
-                        "labels": {"upset": int(label == "negative")},
-                        "split": split,
-                        "source": "id_indonlu_smsa",
-                    }
-
-
-def emot_rows(eval_dir: Path) -> Iterator[Row]:
-    """EmoT tweets: anger, sadness, fear = upset; happy, love = not."""
-    for split in ("train", "valid", "test"):
-        path = eval_dir / "id_indonlu" / f"emot_emotion-twitter_{split}_preprocess.csv"
-        if not path.exists():
-            continue
-        with path.open(encoding="utf-8", newline="") as handle:
-            for record in csv.DictReader(handle):
-                yield {
-                    "text": record["tweet"],
-                    "language": "id",
-                    "labels": {"upset": int(record["label"] in ("anger", "sadness", "fear"))},
-                    "split": split,
-                    "source": "id_indonlu_emot",
-                }
-
-
 def shared_rows(eval_dir: Path) -> Iterator[Row]:
-    yield from smsa_rows(eval_dir)
-    yield from emot_rows(eval_dir)
-    for row in xed_rows(eval_dir):
+    for row in (*xed_rows(eval_dir), *emot_rows(eval_dir), *smsa_rows(eval_dir)):
         if "upset" in row["labels"]:
             yield {
                 "text": row["text"],
@@ -84,7 +47,6 @@ def shared_rows(eval_dir: Path) -> Iterator[Row]:
 
 
 def load(eval_dir: Path = DEFAULT_EVAL_DIR, triage_dir: Path | None = None) -> list[Row]:
-    # A set both converted and read here (SmSA) counts once: the converted copy first.
     rows, seen = [], set()
     for row in (*triage_rows(triage_dir), *shared_rows(eval_dir)):
         key = (normalise(row["text"]), row["language"])
