@@ -2,8 +2,8 @@
 
     python -m bench.triage.convert_eval [--eval-dir ../shared/eval] [--out DIR]
 
-Writes ``test.jsonl`` (measuring only) and ``train.jsonl`` (what the model was fitted
-on) to DIR (default: a folder in the system temp dir, so the data stays out of the
+Writes ``test.jsonl`` (measuring only), ``valid.jsonl`` (thresholds, calibration and
+options were chosen on it) and ``train.jsonl`` (what the model was fitted on) to DIR (default: a folder in the system temp dir, so the data stays out of the
 repository). The mapping of each source's labels is in
 ``services/classify/training/datasets.py`` and ``bench/triage/README.md``.
 """
@@ -23,7 +23,7 @@ DEFAULT_OUT = Path(tempfile.gettempdir()) / "amends-triage-eval"
 def convert(eval_dir: Path, out: Path) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    handles = {s: (out / f"{s}.jsonl").open("w", encoding="utf-8") for s in ("train", "test")}
+    handles = {s: (out / f"{s}.jsonl").open("w", encoding="utf-8") for s in ("train", "valid", "test")}
     try:
         for row in all_rows(eval_dir):
             split = row["split"]
