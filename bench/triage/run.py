@@ -26,7 +26,7 @@ from typing import Any
 from services.classify.evaluation import evaluate
 from services.classify.text.cues import find_cues
 from services.classify.text.model import TextModel, default_model
-from services.classify.training import card, corpus
+from services.classify.training import card, corpus, train
 from services.classify.training.corpus import Row, in_domain
 from services.classify.training.datasets import DEFAULT_EVAL_DIR
 from shared.settings import REPO_ROOT
@@ -47,45 +47,61 @@ def lexicon_rate(rows: Sequence[Row]) -> float:
     return len(rows) / max(time.process_time() - started, 1e-9)
 
 
-def upset_sets(rows: Sequence[Row]) -> dict[str, dict[str, str]]:
-    """In-domain sets with upset labels: set -> {language, domain}."""
-    out: dict[str, dict[str, str]] = {}
+MIN_HELD_OUT = 100  # test rows a held-out domain needs to be reported
+
+
+def customer_upset(row: Row) -> bool:
+    return "upset" in row["labels"] and in_domain(row)
+
+
+def _held_out(task: tuple[str, str]) -> dict[str, Any]:
+    language, domain = task
+    print(f"leave-one-domain-out: {language} without {domain}", file=sys.stderr, flush=True)
+    rows = train.shared_rows()
+
+    def held(r: Row) -> bool:
+        return r["language"] == language and r["domain"] == domain and customer_upset(r)
+
+    model, _ = train.build([r for r in rows if not held(r)], train.Options.read(), ("upset",))
+    test = [r for r in rows if held(r) and r["split"] == "test"]
+    return evaluate(test, model)["by_language"][language]["upset"]
+
+
+def leave_one_domain_out(
+    rows: Sequence[Row], shipped: TextModel, workers: int = 2
+) -> list[dict[str, Any]]:
+    """For each language with customer text of two or more domains, each domain: a model
+    trained without that language's rows of that domain (same options; calibrated and
+    thresholded on the valid rows that remain), tested on them; beside it, the shipped
+    model (trained with them) on the same test rows."""
+    test_rows: dict[tuple[str, str], list[Row]] = {}
+    domains: dict[str, set[str]] = {}
     for r in rows:
-        if "upset" in r["labels"] and in_domain(r):
-            out.setdefault(r["source"], {"language": r["language"], "domain": r["domain"]})
-    return out
-
-
-def leave_one_domain_out(rows: Sequence[Row], shipped: dict[str, Any]) -> list[dict[str, Any]]:
-    from services.classify.training.train import MatrixCache, Options, build
-
-    options = Options.read()
-    sets = upset_sets(rows)
-    cache = MatrixCache()
+        if customer_upset(r):
+            domains.setdefault(r["language"], set()).add(r["domain"])
+            if r["split"] == "test":
+                test_rows.setdefault((r["language"], r["domain"]), []).append(r)
+    tasks = [
+        (language, domain)
+        for language in sorted(domains)
+        if len(domains[language]) >= 2
+        for domain in sorted(domains[language])
+        if len(test_rows.get((language, domain), [])) >= MIN_HELD_OUT
+    ]
+    scores = train.fork_map(_held_out, tasks, rows, workers)
     out = []
-    for language in sorted({s["language"] for s in sets.values()}):
-        mine = {sid: s for sid, s in sets.items() if s["language"] == language}
-        if len({s["domain"] for s in mine.values()}) < 2:
-            continue
-        for held, info in sorted(mine.items()):
-            print(f"leave-one-domain-out: {language} without {held}", file=sys.stderr, flush=True)
-            # Without the held-out set, and without any other set of the same language and
-            # domain (the domain is what is held out).
-            drop = {sid for sid, s in mine.items() if s["domain"] == info["domain"]}
-            remaining = [r for r in rows if r["source"] not in drop]
-            model, _ = build(remaining, options, heads=("upset",), cache=cache)
-            test = [r for r in rows if r["source"] == held and r["split"] == "test"]
-            report = evaluate(test, model)
-            out.append(
-                {
-                    "language": language,
-                    "set": held,
-                    "domain": info["domain"],
-                    "trained_without": sorted(drop),
-                    "scores": report["by_dataset"][held]["upset"],
-                    "with_domain_macro_f1": shipped.get(held, {}).get("upset", {}).get("macro_f1"),
-                }
-            )
+    for (language, domain), score in zip(tasks, scores, strict=True):
+        test = test_rows[(language, domain)]
+        with_domain = evaluate(test, shipped)["by_language"][language]["upset"]
+        out.append(
+            {
+                "language": language,
+                "domain": domain,
+                "sets": sorted({r["source"] for r in test}),
+                "scores": score,
+                "with_domain_macro_f1": with_domain["macro_f1"],
+            }
+        )
     return out
 
 
@@ -141,7 +157,9 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def measure(rows: Sequence[Row], model: TextModel, lodo: bool = True) -> dict[str, Any]:
+def measure(
+    rows: Sequence[Row], model: TextModel, lodo: bool = True, workers: int = 2
+) -> dict[str, Any]:
     test = [r for r in rows if r["split"] == "test"]
     report = evaluate(test, model)
     baseline = lexicon_rate(test)
@@ -157,7 +175,7 @@ def measure(rows: Sequence[Row], model: TextModel, lodo: bool = True) -> dict[st
             "text_part_ratio": round(report["texts_per_second"] / baseline, 3),
         },
         "cues": cue_figures(report),
-        "leave_one_domain_out": leave_one_domain_out(rows, report["by_dataset"]) if lodo else [],
+        "leave_one_domain_out": (leave_one_domain_out(rows, model, workers) if lodo else []),
         **report,
     }
     return result
@@ -170,9 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--no-lodo", action="store_true", help="skip leave-one-domain-out")
     parser.add_argument("--allow-missing", action="store_true", help="measure what is present")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes for leave-one-domain-out fits"
+    )
     args = parser.parse_args(argv)
     data = corpus.load(args.eval_dir, args.data, require=not args.allow_missing)
-    result = measure(data.rows, default_model(), lodo=not args.no_lodo)
+    result = measure(data.rows, default_model(), lodo=not args.no_lodo, workers=args.workers)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     if args.out == DEFAULT_OUT:

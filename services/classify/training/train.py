@@ -25,14 +25,15 @@ import argparse
 import hashlib
 import io
 import json
+import multiprocessing
 import sys
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import sparse
@@ -46,6 +47,8 @@ from services.classify.training import corpus as corpus_mod
 from services.classify.training.corpus import Corpus, Row, in_domain
 from services.classify.training.datasets import DEFAULT_EVAL_DIR
 
+T = TypeVar("T")
+R = TypeVar("R")
 OPTIONS_PATH = Path(__file__).resolve().parent / "options.json"
 SEED = 20261207
 MIN_LANGUAGE_ROWS = 150  # valid rows a language needs for its own calibration/threshold
@@ -372,28 +375,53 @@ SEARCH_STEPS: tuple[tuple[str, tuple[Any, ...]], ...] = (
 )
 
 
-def search(rows: Sequence[Row], start: Options = Options()) -> dict[str, Any]:
-    """Greedy, one option at a time, on the upset head's validation objective."""
-    cache = MatrixCache()
+_SHARED: Sequence[Row] = ()  # rows forked workers read (set by ``fork_map``)
+
+
+def fork_map(
+    func: Callable[[T], R], tasks: Sequence[T], rows: Sequence[Row], workers: int
+) -> list[R]:
+    """``map`` over forked processes that share ``rows`` (copy-on-write, no pickling):
+    each fit is seeded and independent, so results do not depend on ``workers``."""
+    global _SHARED
+    _SHARED = rows
+    if workers <= 1 or len(tasks) <= 1:
+        return [func(t) for t in tasks]
+    with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+        return pool.map(func, tasks, chunksize=1)
+
+
+def shared_rows() -> Sequence[Row]:
+    return _SHARED
+
+
+def _measure(options: Options) -> dict[str, Any]:
+    model, _ = build(_SHARED, options, heads=("upset",))
+    result = validation_score(model, _SHARED)
+    log(f"search {asdict(options)} -> {result['objective']}")
+    return {"options": asdict(options), **result}
+
+
+def search(rows: Sequence[Row], start: Options = Options(), workers: int = 2) -> dict[str, Any]:
+    """Greedy, one option at a time (its values fitted in parallel), on the upset head's
+    validation objective; ties keep the earlier (simpler) value."""
     tried: dict[str, dict[str, Any]] = {}
 
-    def measure(options: Options) -> float:
-        key = json.dumps(asdict(options), sort_keys=True)
-        if key not in tried:
-            model, _ = build(rows, options, heads=("upset",), cache=cache)
-            result = validation_score(model, rows)
-            tried[key] = {"options": asdict(options), **result}
-            log(f"search {asdict(options)} -> {result['objective']}")
-        return float(tried[key]["objective"])
+    def key(options: Options) -> str:
+        return json.dumps(asdict(options), sort_keys=True)
 
     best = start
     for name, values in SEARCH_STEPS:
-        scored = [(measure(replace(best, **{name: v})), -i, v) for i, v in enumerate(values)]
-        best = replace(best, **{name: max(scored)[2]})
+        candidates = [replace(best, **{name: v}) for v in values]
+        todo = [c for c in candidates if key(c) not in tried]
+        for options, result in zip(todo, fork_map(_measure, todo, rows, workers), strict=True):
+            tried[key(options)] = result
+        scored = [(tried[key(c)]["objective"], -i, c) for i, c in enumerate(candidates)]
+        best = max(scored, key=lambda t: (t[0], t[1]))[2]
     return {
         "options": asdict(best),
         "objective": "mean over languages of upset macro-F1 on in-domain validation sets",
-        "best": measure(best),
+        "best": tried[key(best)]["objective"],
         "tried": list(tried.values()),
     }
 
@@ -515,11 +543,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="choose the options on validation and write them to --options first",
     )
     parser.add_argument("--allow-missing", action="store_true", help="train on the sets present")
+    parser.add_argument("--workers", type=int, default=2, help="processes for --search")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     started = time.time()
     if args.search:
         corpus = corpus_mod.load(args.eval_dir, args.data, require=not args.allow_missing)
-        found = search(corpus.rows, Options.read(args.options))
+        found = search(corpus.rows, Options.read(args.options), args.workers)
         args.options.write_text(json.dumps(found, indent=1) + "\n")
         log(f"options: {found['options']} (validation objective {found['best']})")
     options = Options.read(args.options)
