@@ -188,7 +188,9 @@ def evaluate(rows: Sequence[dict[str, Any]], model: TextModel | None = None) -> 
                 out[group][label] = scores
         return out
 
-    refined = sum(1 for s in signals if s.cascade)
+    # The cascade share: texts the encoder cascade refined (``refined_by`` set); 0 when
+    # no cascade is on.
+    refined = sum(1 for s in signals if s.refined_by)
     return {
         "rows": len(rows),
         "model_version": model.version,

@@ -18,7 +18,7 @@ from shared.events.complaint import SurveyAnswer
 from shared.events.pipeline import Contribution, Flags, Urgency
 
 from .text.cues import find_cues
-from .text.doubts import MAX_CUE_CHARS, doubts, sanitise
+from .text.doubts import MAX_CUE_CHARS, all_doubts, sanitise
 from .text.lexicons import CATEGORY_CUES
 from .text.model import TextModel
 
@@ -91,7 +91,7 @@ class TextSignals:
     cues: Mapping[str, list[str]]
     upset_words: tuple[str, ...] = ()  # the words that pushed the model most (service only)
     doubts: tuple[str, ...] = ()  # why the text part may be wrong here (``text/doubts.py``)
-    cascade: bool = False  # the encoder cascade refined these probabilities
+    refined_by: str = ""  # the cascade encoder that refined ``upset``
 
     def has(self, cue: str) -> bool:
         return bool(self.cues.get(cue))
@@ -104,6 +104,7 @@ def text_signals(
     string is scored: bad input gets its probabilities plus the reasons to doubt them."""
     texts = [sanitise(t) for t in texts]
     probs = model.probabilities(texts, languages)
+    reasons = all_doubts(texts, languages, [model.knows(lang) for lang in languages])
     out = []
     for i, (text, language) in enumerate(zip(texts, languages, strict=True)):
         upset, anger = float(probs[i, 0]), float(probs[i, 1])
@@ -115,7 +116,7 @@ def text_signals(
                 upset_flag=upset >= model.threshold("upset", language),
                 anger_flag=anger >= model.threshold("anger", language),
                 cues=find_cues(text[:MAX_CUE_CHARS], language),
-                doubts=doubts(text, language, model.knows(language)),
+                doubts=reasons[i],
             )
         )
     return out
