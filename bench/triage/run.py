@@ -62,7 +62,8 @@ def _held_out(task: tuple[str, str]) -> dict[str, Any]:
     def held(r: Row) -> bool:
         return r["language"] == language and r["domain"] == domain and customer_upset(r)
 
-    model, _ = train.build([r for r in rows if not held(r)], train.Options.read(), ("upset",))
+    remaining = [r for r in rows if not held(r)]
+    model, _ = train.build(remaining, train.Options.read(), ("upset",), train.shared_cache())
     test = [r for r in rows if held(r) and r["split"] == "test"]
     return evaluate(test, model)["by_language"][language]["upset"]
 
@@ -88,7 +89,7 @@ def leave_one_domain_out(
         for domain in sorted(domains[language])
         if len(test_rows.get((language, domain), [])) >= MIN_HELD_OUT
     ]
-    scores = train.fork_map(_held_out, tasks, rows, workers)
+    scores = train.fork_map(_held_out, tasks, rows, workers, features=train.Options.read())
     out = []
     for (language, domain), score in zip(tasks, scores, strict=True):
         test = test_rows[(language, domain)]

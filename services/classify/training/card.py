@@ -151,6 +151,7 @@ def render(
             f"Objective: {search.get('objective')}. Chosen: `{json.dumps(search.get('options'))}` "
             f"({search.get('best')}).",
             "",
+            *([str(search["note"]), ""] if search.get("note") else []),
             "| options | objective |",
             "|---|---|",
         ]

@@ -376,15 +376,23 @@ SEARCH_STEPS: tuple[tuple[str, tuple[Any, ...]], ...] = (
 
 
 _SHARED: Sequence[Row] = ()  # rows forked workers read (set by ``fork_map``)
+_SHARED_CACHE = MatrixCache()  # features computed before forking, shared copy-on-write
 
 
 def fork_map(
-    func: Callable[[T], R], tasks: Sequence[T], rows: Sequence[Row], workers: int
+    func: Callable[[T], R],
+    tasks: Sequence[T],
+    rows: Sequence[Row],
+    workers: int,
+    features: Options | None = None,
 ) -> list[R]:
     """``map`` over forked processes that share ``rows`` (copy-on-write, no pickling):
-    each fit is seeded and independent, so results do not depend on ``workers``."""
+    each fit is seeded and independent, so results do not depend on ``workers``. With
+    ``features``, the upset rows are featurised once, before forking (``shared_cache``)."""
     global _SHARED
     _SHARED = rows
+    if features is not None:
+        _SHARED_CACHE.get([r for r in rows if "upset" in r["labels"]], features)
     if workers <= 1 or len(tasks) <= 1:
         return [func(t) for t in tasks]
     with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
@@ -393,6 +401,10 @@ def fork_map(
 
 def shared_rows() -> Sequence[Row]:
     return _SHARED
+
+
+def shared_cache() -> MatrixCache:
+    return _SHARED_CACHE
 
 
 def _measure(options: Options) -> dict[str, Any]:

@@ -134,3 +134,21 @@ def test_training_is_reproducible_and_stores_per_language_thresholds(
     assert probs.shape == (1, 2) and probs[0, 0] > 0.5
     assert model.threshold("upset", "tr") == meta["thresholds"]["upset"]["default"]
     assert model.knows("fi") and not model.knows("tr")
+
+
+def _fit_objective(c: float) -> float:
+    rows = train.shared_rows()
+    model, _ = train.build(rows, train.Options(bits=12, c=c), ("upset",), train.shared_cache())
+    return float(train.validation_score(model, rows)["objective"])
+
+
+def test_forked_fits_give_the_same_figures_as_fits_in_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(train, "MIN_LANGUAGE_ROWS", 20)
+    monkeypatch.setattr(train, "MIN_CLASS_ROWS", 5)
+    rows = rows_for("train", 6) + rows_for("valid", 3)
+    features = train.Options(bits=12)
+    alone = train.fork_map(_fit_objective, [0.5, 2.0], rows, 1, features)
+    forked = train.fork_map(_fit_objective, [0.5, 2.0], rows, 2, features)
+    assert alone == forked and all(0 < x <= 1 for x in alone)
