@@ -148,10 +148,15 @@ def render(
         lines += [
             "## Option search (validation only)",
             "",
-            f"Objective: {search.get('objective')}. Chosen: `{json.dumps(search.get('options'))}` "
-            f"({search.get('best')}).",
+            f"Objective: {search.get('objective')}. Chosen: `{json.dumps(search.get('options'))}`"
+            + (f" ({search['best']})." if search.get("best") is not None else "."),
             "",
             *([str(search["note"]), ""] if search.get("note") else []),
+            *(
+                [f"Objective of the candidates below: {search['tried_objective']}.", ""]
+                if search.get("tried_objective")
+                else []
+            ),
             "| options | objective |",
             "|---|---|",
         ]

@@ -67,13 +67,19 @@ class Options:
     c: float = 4.0
     class_weight: str = "balanced"  # "balanced" | "none"
     set_weight: str = "none"  # "none" | "sqrt": a set of n rows weighs ~sqrt(n), not n
-    general: bool = True  # XED / EmoT upset labels join the upset head's training
+    # Whether the general emotion sets' (XED, EmoT) upset labels join the upset head:
+    # "all", "none", or "uncovered": only for languages with no customer-text train rows
+    # (so Finnish, Spanish, French still learn upset from something real).
+    general: str = "all"
 
     @classmethod
     def read(cls, path: Path = OPTIONS_PATH) -> Options:
         if not path.exists():
             return cls()
-        return cls(**json.loads(path.read_text())["options"])
+        values = dict(json.loads(path.read_text())["options"])
+        if isinstance(values.get("general"), bool):  # older records: True/False
+            values["general"] = "all" if values["general"] else "none"
+        return cls(**values)
 
 
 def log(message: str) -> None:
@@ -140,18 +146,21 @@ def set_weights(rows: Sequence[Row], how: str) -> np.ndarray | None:
 
 def training_rows(rows: Sequence[Row], head: str, options: Options) -> list[Row]:
     train = [r for r in rows if r["split"] == "train" and head in r["labels"]]
-    if head == "upset" and not options.general:
-        train = [r for r in train if in_domain(r)]
-    return train
+    if head != "upset" or options.general == "all":
+        return train
+    covered = {r["language"] for r in train if in_domain(r)}
+    if options.general == "uncovered":
+        return [r for r in train if in_domain(r) or r["language"] not in covered]
+    return [r for r in train if in_domain(r)]
 
 
 def calibration_rows(rows: Sequence[Row], head: str) -> list[Row]:
     """Valid rows a head is calibrated and thresholded on: for upset the customer text
-    (what it is for); for anger every set that labels anger (XED, EmoT)."""
-    valid = [r for r in rows if r["split"] == "valid" and head in r["labels"]]
+    (what it is for), and XED for a language without any (``objective_sets``); for
+    anger every set that labels anger (XED, EmoT)."""
     if head == "upset":
-        valid = [r for r in valid if in_domain(r)] or valid
-    return valid
+        return objective_sets(rows)
+    return [r for r in rows if r["split"] == "valid" and head in r["labels"]]
 
 
 def fold_of(text: str, k: int = 5) -> int:
@@ -256,10 +265,15 @@ def fit_head(rows: Sequence[Row], head: str, options: Options, cache: MatrixCach
     calibration: dict[str, Calibration] = {}
     thresholds: dict[str, float] = {}
     chosen: dict[str, Any] = {}
-    pooled, pooled_cv = choose_calibration(z, yv, texts)
+    # The pooled fallback: customer text only when there is some (for upset).
+    pool = np.array([in_domain(r) for r in valid])
+    if head != "upset" or not pool.any():
+        pool[:] = True
+    pooled_texts = [t for t, m in zip(texts, pool, strict=True) if m]
+    pooled, pooled_cv = choose_calibration(z[pool], yv[pool], pooled_texts)
     calibration["default"] = pooled
-    thresholds["default"] = best_threshold(head, yv, pooled.apply(z))
-    chosen["default"] = {"calibration": pooled.kind, "cv_brier": pooled_cv, "n": len(yv)}
+    thresholds["default"] = best_threshold(head, yv[pool], pooled.apply(z[pool]))
+    chosen["default"] = {"calibration": pooled.kind, "cv_brier": pooled_cv, "n": int(pool.sum())}
     for lang in own_groups(languages, yv):
         mask = languages == lang
         cal, cv = choose_calibration(
@@ -342,12 +356,21 @@ def build(
 # -- measuring on validation ----------------------------------------------------------
 
 
+def objective_sets(rows: Sequence[Row]) -> list[Row]:
+    """The valid rows a language is judged on: its customer-text sets, or, for a
+    language that has none, its general sets (XED): every language counts."""
+    valid = [r for r in rows if r["split"] == "valid" and "upset" in r["labels"]]
+    covered = {r["language"] for r in valid if in_domain(r)}
+    return [r for r in valid if in_domain(r) or r["language"] not in covered]
+
+
 def validation_score(model: TextModel, rows: Sequence[Row]) -> dict[str, Any]:
-    """Upset macro-F1 on each in-domain validation set (per-language thresholds), and
-    their mean over languages (each language the mean of its sets): the search objective."""
+    """Upset macro-F1 on each validation set of ``objective_sets`` (per-language
+    thresholds), and their mean over languages (each language the mean of its sets):
+    the search objective."""
     from services.classify.evaluation import binary_scores
 
-    valid = [r for r in rows if r["split"] == "valid" and "upset" in r["labels"] and in_domain(r)]
+    valid = objective_sets(rows)
     if not valid:
         return {"objective": 0.0, "sets": {}}
     prob = model.probabilities([r["text"] for r in valid], [r["language"] for r in valid])[:, 0]
@@ -366,7 +389,7 @@ def validation_score(model: TextModel, rows: Sequence[Row]) -> dict[str, Any]:
 
 
 SEARCH_STEPS: tuple[tuple[str, tuple[Any, ...]], ...] = (
-    ("general", (True, False)),
+    ("general", ("all", "none", "uncovered")),
     ("conjoin", (False, True)),
     ("bits", (19, 20)),
     ("c", (1.0, 4.0, 16.0)),
@@ -432,7 +455,8 @@ def search(rows: Sequence[Row], start: Options = Options(), workers: int = 2) ->
         best = max(scored, key=lambda t: (t[0], t[1]))[2]
     return {
         "options": asdict(best),
-        "objective": "mean over languages of upset macro-F1 on in-domain validation sets",
+        "objective": "mean over languages of upset macro-F1 on the validation sets of "
+        "objective_sets (customer text; XED for a language without any)",
         "best": tried[key(best)]["objective"],
         "tried": list(tried.values()),
     }

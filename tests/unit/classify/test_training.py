@@ -152,3 +152,40 @@ def test_forked_fits_give_the_same_figures_as_fits_in_process(
     alone = train.fork_map(_fit_objective, [0.5, 2.0], rows, 1, features)
     forked = train.fork_map(_fit_objective, [0.5, 2.0], rows, 2, features)
     assert alone == forked and all(0 < x <= 1 for x in alone)
+
+
+def test_general_sets_join_the_upset_head_only_where_chosen() -> None:
+    def row(language: str, domain: str, split: str = "train") -> dict[str, Any]:
+        return {
+            "text": f"{language} {domain} {split}",
+            "language": language,
+            "labels": {"upset": 1},
+            "source": f"{language}_{domain}",
+            "split": split,
+            "domain": domain,
+        }
+
+    rows = [
+        row("de", "hotel_reviews"),
+        row("de", "film_subtitles"),
+        row("fi", "film_subtitles"),
+        row("de", "hotel_reviews", "valid"),
+        row("de", "film_subtitles", "valid"),
+        row("fi", "film_subtitles", "valid"),
+    ]
+
+    def used(general: str) -> set[str]:
+        return {
+            r["source"] for r in train.training_rows(rows, "upset", train.Options(general=general))
+        }
+
+    assert used("all") == {"de_hotel_reviews", "de_film_subtitles", "fi_film_subtitles"}
+    assert used("none") == {"de_hotel_reviews"}
+    assert used("uncovered") == {"de_hotel_reviews", "fi_film_subtitles"}
+    # Every language is judged: customer text where it has some, XED where it has none.
+    assert {r["source"] for r in train.objective_sets(rows)} == {
+        "de_hotel_reviews",
+        "fi_film_subtitles",
+    }
+    # Anger is trained on every set that labels it.
+    assert len(train.training_rows(rows, "anger", train.Options(general="none"))) == 0
