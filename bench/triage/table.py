@@ -14,20 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from services.classify.training.card import cue_table, score_table
 from shared.settings import REPO_ROOT
 
 README = REPO_ROOT / "services" / "classify" / "README.md"
 TRIAGE_JSON = REPO_ROOT / "bench" / "results" / "triage.json"
 START, END = "<!-- triage-table -->", "<!-- /triage-table -->"
-
-
-def _row(name: str, s: dict[str, Any], extra: str = "") -> str:
-    cal = s.get("calibration") or {}
-    return (
-        f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | "
-        f"**{s['macro_f1']:.3f}** | {cal.get('brier', 0):.3f} | {cal.get('ece', 0):.3f} | "
-        f"{s['support']} |{extra}"
-    )
 
 
 def render(result: dict[str, Any]) -> str:
@@ -47,38 +39,23 @@ def render(result: dict[str, Any]) -> str:
         "macro-F1 on a domain's test rows when the model was trained without that "
         "language's rows of that domain, and the shipped model's on the same rows):",
         "",
-        "| language | P | R | F1 | macro-F1 | Brier | ECE | n | leave-one-domain-out |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for language, labels in result["in_domain_by_language"].items():
-        if "upset" in labels:
-            extra = " " + ", ".join(lodo.get(language, [])) + " |"
-            lines.append(_row(language, labels["upset"], extra))
-    lines += [
+        *score_table(
+            result["in_domain_by_language"],
+            extra=("leave-one-domain-out", {k: ", ".join(v) for k, v in lodo.items()}),
+        ),
         "",
         "Per test set (upset; the XED subtitle sets and IndoNLU EmoT are general emotion "
         "text, not customer text):",
         "",
-        "| set | P | R | F1 | macro-F1 | Brier | ECE | n |",
-        "|---|---|---|---|---|---|---|---|",
+        *score_table(result["by_dataset"], first="set"),
     ]
-    for set_id, labels in result["by_dataset"].items():
-        if "upset" in labels:
-            lines.append(_row(set_id, labels["upset"]))
     if result.get("cues"):
         lines += [
             "",
             "Abuse and threat cues (lexicons, no model) on labelled offensive-language sets:",
             "",
-            "| set | label | P | R | F1 | n |",
-            "|---|---|---|---|---|---|",
+            *cue_table(result["cues"]),
         ]
-        for set_id, labels in result["cues"].items():
-            for label, s in labels.items():
-                lines.append(
-                    f"| {set_id} | {label} | {s['precision']:.3f} | {s['recall']:.3f} | "
-                    f"{s['f1']:.3f} | {s['support']} |"
-                )
     missed = [t for t in result.get("targets", []) if not t["holds"]]
     lines += [
         "",

@@ -27,12 +27,17 @@ def _f(value: Any) -> str:
 
 
 def score_table(
-    groups: Mapping[str, Any], label: str = "upset", first: str = "language"
+    groups: Mapping[str, Any],
+    label: str = "upset",
+    first: str = "language",
+    extra: tuple[str, Mapping[str, str]] | None = None,
 ) -> list[str]:
-    """Markdown rows: P, R, F1, macro-F1, Brier, ECE, confusion, n for ``label``."""
+    """Markdown rows: P, R, F1, macro-F1, Brier, ECE, confusion, n for ``label``; with
+    ``extra`` = (header, group -> text), one more column."""
+    more = f" {extra[0]} |" if extra else ""
     lines = [
-        f"| {first} | P | R | F1 | macro-F1 | Brier | ECE | tp / fp / fn / tn | n |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| {first} | P | R | F1 | macro-F1 | Brier | ECE | tp / fp / fn / tn | n |{more}",
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if extra else ""),
     ]
     for group, labels in groups.items():
         s = labels.get(label)
@@ -44,8 +49,20 @@ def score_table(
         lines.append(
             f"| {group} | {_f(s['precision'])} | {_f(s['recall'])} | {_f(s['f1'])} | "
             f"**{_f(s['macro_f1'])}** | {_f(cal.get('brier', ''))} | {_f(cal.get('ece', ''))} | "
-            f"{confusion} | {s['support']} |"
+            f"{confusion} | {s['support']} |" + (f" {extra[1].get(group, '')} |" if extra else "")
         )
+    return lines
+
+
+def cue_table(cues: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Markdown rows: the abuse/threat cues' P, R, F1, n per labelled set."""
+    lines = ["| set | label | P | R | F1 | n |", "|---|---|---|---|---|---|"]
+    for set_id, labels in cues.items():
+        for label, s in labels.items():
+            lines.append(
+                f"| {set_id} | {label} | {_f(s['precision'])} | {_f(s['recall'])} | "
+                f"{_f(s['f1'])} | {s['support']} |"
+            )
     return lines
 
 
@@ -208,21 +225,8 @@ def test_section(bench: Mapping[str, Any]) -> list[str]:
                 f"{_f(s['precision'])} | {_f(s['recall'])} | {s['support']} |"
             )
         lines.append("")
-    cues = bench.get("cues") or {}
-    if cues:
-        lines += [
-            "Abuse / threat cues on labelled sets:",
-            "",
-            "| set | label | P | R | F1 | n |",
-            "|---|---|---|---|---|---|",
-        ]
-        for set_id, labels in cues.items():
-            for label, s in labels.items():
-                lines.append(
-                    f"| {set_id} | {label} | {_f(s['precision'])} | {_f(s['recall'])} | "
-                    f"{_f(s['f1'])} | {s['support']} |"
-                )
-        lines.append("")
+    if bench.get("cues"):
+        lines += ["Abuse / threat cues on labelled sets:", "", *cue_table(bench["cues"]), ""]
     targets = bench.get("targets") or []
     if targets:
         lines += ["Targets:", "", "| target | measured | holds |", "|---|---|---|"]
