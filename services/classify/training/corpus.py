@@ -193,6 +193,11 @@ def load(
     problems = []
     if not eval_dir.is_dir():
         problems.append(f"  ../shared/eval not found at {eval_dir} (XED, IndoNLU SmSA)")
+    if not present:
+        problems.append(
+            f"  no converted set (*.jsonl.gz) in {triage_dir}: set AMENDS_TRIAGE_DATA or run "
+            "the converters (python -m services.classify.training.convert.<set_id>)"
+        )
     for set_id in sorted(set(listed) - present):
         problems.append(
             f"  {set_id}: {triage_dir / (set_id + '.jsonl.gz')} is missing; make it with "

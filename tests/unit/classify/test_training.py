@@ -88,6 +88,7 @@ def test_missing_sets_are_named(tmp_path: Path) -> None:
         corpus.load(tmp_path / "no-eval", tmp_path / "data", dirs=[sets])
     message = str(caught.value)
     assert "de_shop" in message and "convert.de_shop" in message and "shared/eval" in message
+    assert "no converted set" in message
 
 
 def test_calibrations_are_monotonic_and_round_trip() -> None:
