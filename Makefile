@@ -10,7 +10,7 @@ AMENDS := $(BIN)/amends
 PYTEST_ARGS ?=
 
 .PHONY: help install infra-up infra-down infra-status run test test-unit test-integration \
-        test-e2e lint format bench soak asyncapi asyncapi-check clean
+        test-e2e lint format bench soak asyncapi asyncapi-check clean train train-search triage
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -65,6 +65,21 @@ bench: infra-up  ## Benchmarks against the real servers; JSON into bench/results
 
 soak: infra-up  ## Run the pipeline at a steady rate for SOAK_SECONDS (default 600)
 	$(BIN)/python -m bench.soak --seconds $${SOAK_SECONDS:-600}
+
+# Training needs scikit-learn (the `train` extra); serving needs only numpy.
+TRAIN_DEPS := $(BIN)/python -c "import sklearn" 2>/dev/null || $(BIN)/pip install --quiet -e '.[dev,train]'
+
+train: $(STAMP)  ## Rebuild the classify text model from $$AMENDS_TRIAGE_DATA and ../shared/eval (seeded, reproducible)
+	@$(TRAIN_DEPS)
+	$(AMENDS) triage-train
+
+train-search: $(STAMP)  ## Choose the text model's options on validation, then rebuild it
+	@$(TRAIN_DEPS)
+	$(AMENDS) triage-train --search
+
+triage: $(STAMP)  ## Measure triage on every test split: bench/results/triage.json, model card, README table
+	@$(TRAIN_DEPS)
+	$(BIN)/python -m bench.triage.run
 
 asyncapi: $(STAMP)  ## Regenerate docs/asyncapi/*.json from the code
 	$(AMENDS) asyncapi --out docs/asyncapi

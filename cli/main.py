@@ -99,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     triage.add_argument("args", nargs=argparse.REMAINDER, help="FILE.jsonl [--json]")
+    train = commands.add_parser(
+        "triage-train",
+        help="rebuild the classifier's text model (needs the train extra)",
+        description="Fit the text model on $AMENDS_TRIAGE_DATA and ../shared/eval; write "
+        "services/classify/models/ (weights, thresholds, calibration, MODEL.md).",
+        add_help=False,
+    )
+    train.add_argument("args", nargs=argparse.REMAINDER, help="[--search] [--allow-missing]")
     add_operator_commands(commands)
     return parser
 
@@ -280,6 +288,10 @@ def dispatch(argv: list[str]) -> int:
             from cli.format import CliError
 
             raise CliError(str(exc)) from exc
+    if argv[:1] == ["triage-train"]:
+        from services.classify.training import train
+
+        return int(train.main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     if args.command == "run":
         from cli import run

@@ -2,10 +2,11 @@
 
     python -m bench.triage.convert_eval [--eval-dir ../shared/eval] [--out DIR]
 
-Writes ``test.jsonl`` (measuring only) and ``train.jsonl`` (what the model was fitted
-on) to DIR (default: a folder in the system temp dir, so the data stays out of the
-repository). The mapping of each source's labels is in
-``services/classify/training/datasets.py`` and ``bench/triage/README.md``.
+Writes ``test.jsonl`` (measuring only), ``valid.jsonl`` (thresholds, calibration and
+options were chosen on it) and ``train.jsonl`` (what the model was fitted on) to DIR
+(default: a folder in the system temp dir, so the data stays out of the repository).
+The mapping of each source's labels is in ``services/classify/training/datasets.py``
+and ``bench/triage/README.md``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ DEFAULT_OUT = Path(tempfile.gettempdir()) / "amends-triage-eval"
 def convert(eval_dir: Path, out: Path) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    handles = {s: (out / f"{s}.jsonl").open("w", encoding="utf-8") for s in ("train", "test")}
+    splits = ("train", "valid", "test")
+    handles = {s: (out / f"{s}.jsonl").open("w", encoding="utf-8") for s in splits}
     try:
         for row in all_rows(eval_dir):
             split = row["split"]

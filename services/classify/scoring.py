@@ -18,6 +18,7 @@ from shared.events.complaint import SurveyAnswer
 from shared.events.pipeline import Contribution, Flags, Urgency
 
 from .text.cues import find_cues
+from .text.doubts import MAX_CUE_CHARS, all_doubts, sanitise
 from .text.lexicons import CATEGORY_CUES
 from .text.model import TextModel
 
@@ -46,6 +47,8 @@ WEIGHTS: dict[str, float] = {
     "broken_promises": 16,
     "customer_tier": 12,
     "praise": -15,
+    # Adds nothing: says the text part could not be trusted for this text, and why.
+    "low_confidence": 0,
 }
 TIER_VALUE: dict[str, float] = {
     "vip": 1.0,
@@ -88,6 +91,7 @@ class TextSignals:
     cues: Mapping[str, list[str]]
     upset_words: tuple[str, ...] = ()  # the words that pushed the model most (service only)
     upset_fast: float | None = None  # the fast model's upset when the cascade refined it
+    doubts: tuple[str, ...] = ()  # why the text part may be wrong here (``text/doubts.py``)
     refined_by: str = ""  # the cascade encoder that refined ``upset``
 
     def has(self, cue: str) -> bool:
@@ -97,8 +101,11 @@ class TextSignals:
 def text_signals(
     model: TextModel, texts: Sequence[str], languages: Sequence[str]
 ) -> list[TextSignals]:
-    """The whole text part of the score for a batch (what `triage-eval` times)."""
+    """The whole text part of the score for a batch (what `triage-eval` times). Any
+    string is scored: bad input gets its probabilities plus the reasons to doubt them."""
+    texts = [sanitise(t) for t in texts]
     probs = model.probabilities(texts, languages)
+    reasons = all_doubts(texts, languages, [model.knows(lang) for lang in languages])
     out = []
     for i, (text, language) in enumerate(zip(texts, languages, strict=True)):
         upset, anger = float(probs[i, 0]), float(probs[i, 1])
@@ -109,7 +116,8 @@ def text_signals(
                 anger=anger,
                 upset_flag=upset >= model.threshold("upset", language),
                 anger_flag=anger >= model.threshold("anger", language),
-                cues=find_cues(text, language),
+                cues=find_cues(text[:MAX_CUE_CHARS], language),
+                doubts=reasons[i],
             )
         )
     return out
@@ -194,6 +202,8 @@ def score(text: TextSignals, ctx: Context) -> Verdict:
         )
     parts.append(_c("upset", upset, upset, upset_detail))
     parts.append(_c("anger", anger, anger, "text model: probability of anger"))
+    if text.doubts:
+        parts.append(_c("low_confidence", True, 1.0, "; ".join(text.doubts)))
     if text.has("upset"):
         parts.append(_c("dissatisfaction_words", True, 1.0, _quote(text.cues["upset"])))
     if text.has("anger"):

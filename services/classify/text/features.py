@@ -51,7 +51,8 @@ class Batch:
 
 
 def normalise(text: str) -> str:
-    return " " + " ".join(text[:MAX_CHARS].lower().split()) + " "
+    # NUL separates texts in a batch, so a NUL inside a text must not survive.
+    return " " + " ".join(text[:MAX_CHARS].replace("\x00", " ").lower().split()) + " "
 
 
 def _mix(h: npt.NDArray[np.uint64], bits: int) -> Int64Array:
@@ -80,7 +81,10 @@ def featurise(
     with ``conjoin``, each n-gram and word once more conjoined with the language."""
     n = len(texts)
     joined = "\x00".join(normalise(t) for t in texts)
-    cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    # surrogatepass: a lone surrogate (no valid text, but a Python str may hold one) is a
+    # code point like any other here instead of an encoding error.
+    cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    cp = cp.astype(np.uint64)
     digits = (cp >= 48) & (cp <= 57)
     cp[digits] = 48  # every digit reads as 0: numbers vary, their presence matters
     is_sep = cp == _SEP

@@ -1,17 +1,22 @@
-"""The shipped text model: logistic-regression heads over hashed features, numpy only."""
+"""The shipped text model: logistic-regression heads over hashed features, numpy only.
+
+``probabilities(texts, languages)`` is the one batch entry point: raw logits through
+each language's calibration (``calibration.py``). A cascade refines its output.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from .calibration import Calibration, calibrate
 from .features import featurise, language_bucket
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -29,6 +34,9 @@ class TextModel:
     weights: npt.NDArray[np.float32]  # (2**bits, heads)
     bias: npt.NDArray[np.float64]
     thresholds: dict[str, dict[str, float]]
+    # head -> language (or "default") -> calibration of that head's logits
+    calibration: dict[str, dict[str, Calibration]] = field(default_factory=dict)
+    languages: frozenset[str] = frozenset()  # languages it was trained on
 
     @classmethod
     def load(cls, directory: Path = MODEL_DIR) -> TextModel:
@@ -42,7 +50,16 @@ class TextModel:
             weights=weights,
             bias=np.asarray(meta["bias"], dtype=np.float64),
             thresholds=meta["thresholds"],
+            calibration={
+                head: {lang: Calibration.from_json(c) for lang, c in table.items()}
+                for head, table in (meta.get("calibration") or {}).items()
+            },
+            languages=frozenset(meta.get("languages") or ()),
         )
+
+    def knows(self, language: str) -> bool:
+        """Whether the model was trained on, or has a threshold for, ``language``."""
+        return language in self.languages or language in self.thresholds.get("upset", {})
 
     def logits(self, texts: Sequence[str], languages: Sequence[str]) -> FloatArray:
         """(n, heads) logits for a batch."""
@@ -59,7 +76,15 @@ class TextModel:
         return out + self.bias
 
     def probabilities(self, texts: Sequence[str], languages: Sequence[str]) -> FloatArray:
-        return 1.0 / (1.0 + np.exp(-self.logits(texts, languages)))
+        """(n, heads) calibrated probabilities for a batch."""
+        return self.calibrated(self.logits(texts, languages), languages)
+
+    def calibrated(self, logits: FloatArray, languages: Sequence[str]) -> FloatArray:
+        out = np.empty_like(logits)
+        langs = np.asarray(list(languages), dtype=str)
+        for column, head in enumerate(HEADS):
+            out[:, column] = calibrate(self.calibration.get(head, {}), logits[:, column], langs)
+        return out
 
     def threshold(self, head: str, language: str) -> float:
         table = self.thresholds[head]

@@ -3,10 +3,10 @@
 A row is ``{"text", "language", "labels": {...}, "dataset", "split"}``; ``labels`` holds
 only what the source really says (see ``bench/triage/README.md`` for each mapping).
 
-Splits: IndoNLU ships train/valid/test files; we fit on ``train`` and measure on
-``test`` (``valid`` is never read). XED ships no split, so each line goes to ``test``
-when a hash of its normalised text falls in the last 20 % of the hash range, else to
-``train``: deterministic, and duplicates of one line always land on the same side.
+Splits: IndoNLU ships train/valid/test files; we fit on ``train``, choose options,
+thresholds and calibration on ``valid`` and measure on ``test``. XED ships no split, so
+each line goes 80/10/10 to train/valid/test by a hash of its normalised text
+(``convert.common.hash_split``): deterministic, and duplicates land on the same side.
 The CFPB sample is measuring-only (too few narratives to fit on). IndoNLU HoASA is
 not used: 99 % of its reviews have some negative aspect, so it has no "not upset" class.
 """
@@ -14,15 +14,13 @@ not used: 99 % of its reviews have some negative aspect, so it has no "not upset
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shared.settings import REPO_ROOT
+from services.classify.training.convert.common import SHARED_EVAL, hash_split
 
-DEFAULT_EVAL_DIR = REPO_ROOT.parent / "shared" / "eval"
-TEST_SHARE = 0.2
+DEFAULT_EVAL_DIR = SHARED_EVAL
 
 Row = dict[str, Any]
 
@@ -74,10 +72,8 @@ CFPB_ISSUES: dict[str, str] = {
 
 
 def split_of(text: str) -> str:
-    """Deterministic train/test split by a hash of the normalised text."""
-    key = " ".join(text.lower().split()).encode("utf-8")
-    bucket = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
-    return "test" if bucket >= 1 - TEST_SHARE else "train"
+    """Deterministic train/valid/test split (80/10/10) by a hash of the normalised text."""
+    return hash_split(text)
 
 
 def xed_rows(eval_dir: Path) -> Iterator[Row]:
@@ -117,7 +113,7 @@ def xed_rows(eval_dir: Path) -> Iterator[Row]:
 
 def smsa_rows(eval_dir: Path) -> Iterator[Row]:
     """IndoNLU SmSA: document sentiment; negative = upset."""
-    for split in ("train", "test"):
+    for split in ("train", "valid", "test"):
         path = eval_dir / "id_indonlu" / f"smsa_doc-sentiment-prosa_{split}_preprocess.tsv"
         if not path.exists():
             continue
@@ -136,7 +132,7 @@ def smsa_rows(eval_dir: Path) -> Iterator[Row]:
 
 def emot_rows(eval_dir: Path) -> Iterator[Row]:
     """IndoNLU EmoT tweets: anger vs the other four emotions; upset = anger/sadness/fear."""
-    for split in ("train", "test"):
+    for split in ("train", "valid", "test"):
         path = eval_dir / "id_indonlu" / f"emot_emotion-twitter_{split}_preprocess.csv"
         if not path.exists():
             continue

@@ -59,16 +59,35 @@ Adapter = Callable[[bytes, IntakeMeta], Contact | None]
 # -- decoding -------------------------------------------------------------------------
 
 
+# A few invalid bytes in a text (one, or one in 50 characters) are a channel's glitch:
+# they become U+FFFD and the contact goes on (classify reports "undecodable characters"
+# as low confidence). More than that is not text in this encoding: bad_encoding.
+MAX_UNDECODABLE_SHARE = 0.02
+
+
+def too_damaged(text: str) -> bool:
+    """Whether a text decoded with ``errors="replace"`` lost too much to be read."""
+    return text.count("\ufffd") > max(1.0, MAX_UNDECODABLE_SHARE * len(text))
+
+
+def decode_text(raw: bytes, charset: str = "utf-8") -> str:
+    """Bytes to text; a few invalid bytes become U+FFFD, more is ``bad_encoding``."""
+    try:
+        return raw.decode(charset)
+    except UnicodeDecodeError as exc:
+        text = raw.decode(charset, errors="replace")
+        if too_damaged(text):
+            raise Rejected(
+                "bad_encoding", f"payload is not {charset} ({exc.reason} at {exc.start})"
+            ) from None
+        return text
+
+
 def load_json(raw: bytes) -> Any:
     """Parse JSON bytes; bad UTF-8 and bad JSON are told apart."""
+    text = decode_text(raw)
     try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Rejected(
-            "bad_encoding", f"payload is not UTF-8 ({exc.reason} at {exc.start})"
-        ) from None
-    try:
-        return orjson.loads(raw)
+        return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise Rejected("invalid_json", str(exc)[:300]) from None
 
@@ -378,12 +397,3 @@ def build_contact(
 def rating_is_praise(rating: float | None, scale_max: float = 5) -> bool:
     """Four or five stars out of five is praise; three and below is a complaint."""
     return rating is not None and rating / scale_max >= 0.8 - 1e-9
-
-
-def decode_text(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Rejected(
-            "bad_encoding", f"payload is not UTF-8 ({exc.reason} at {exc.start})"
-        ) from None

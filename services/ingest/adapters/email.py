@@ -13,7 +13,15 @@ from shared.events.common import Channel
 from shared.events.complaint import Attachment, Contact, Thread
 from shared.service import Rejected
 
-from .base import IntakeMeta, author, build_contact, clean_text, html_to_text, parse_time
+from .base import (
+    IntakeMeta,
+    author,
+    build_contact,
+    clean_text,
+    decode_text,
+    html_to_text,
+    parse_time,
+)
 
 # A reply's quoted history starts at one of these lines (the languages in use).
 _QUOTE_HEADERS = [
@@ -61,14 +69,9 @@ def _decode_part(part: Message) -> str:
         return ""
     charset = part.get_content_charset() or "utf-8"
     try:
-        return payload.decode(charset)
+        return decode_text(payload, charset)
     except LookupError:
         raise Rejected("bad_encoding", f"unknown charset {charset!r}") from None
-    except UnicodeDecodeError:
-        text = payload.decode(charset, errors="replace")
-        if text.count("\ufffd") > max(3, len(text) // 20):
-            raise Rejected("bad_encoding", f"body is not valid {charset}") from None
-        return text
 
 
 def _bodies(message: EmailMessage) -> tuple[str, list[Attachment]]:

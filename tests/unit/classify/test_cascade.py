@@ -130,7 +130,7 @@ def test_refined_score_says_so() -> None:
 
     signals = asyncio.run(run())[0]
     assert signals.refined_by == "static" and signals.upset_fast is not None
-    assert signals.upset > signals.upset_fast and signals.upset_flag
+    assert signals.upset != signals.upset_fast  # the encoder moved it
     upset = next(
         c
         for c in score(signals, Context(channel=Channel.EMAIL)).urgency.contributions

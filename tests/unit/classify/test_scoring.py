@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
 from services.classify.scoring import (
@@ -221,3 +224,30 @@ def test_model_explains_with_words() -> None:
         "I am so disappointed, terrible and awful service", "en", "upset"
     )
     assert terms and set(terms) <= {"disappointed", "terrible", "awful", "service", "and"}
+
+
+def test_urgency_is_monotonic_in_the_upset_probability() -> None:
+    base = signals(CALM)
+    ctx = Context(channel=Channel.EMAIL)
+    scores = [
+        score(replace(base, upset=p), ctx).urgency.score for p in np.linspace(0.001, 0.999, 60)
+    ]
+    assert scores == sorted(scores) and scores[-1] > scores[0]
+
+
+@pytest.mark.parametrize("language", ["en", "fi", "et", "id", "tr", "fa", "de", "xx"])
+def test_calibrated_probability_is_monotonic_in_the_model_logit(language: str) -> None:
+    model = default_model()
+    logits = np.column_stack([np.linspace(-8, 8, 200)] * 2)
+    probs = model.calibrated(logits, [language] * 200)
+    assert np.all(np.diff(probs, axis=0) >= 0)
+    assert probs.min() > 0 and probs.max() < 1
+
+
+def test_the_upset_contribution_names_the_words_that_drove_it() -> None:
+    text = "The courier lost my parcel, terrible and useless service, I want a refund"
+    model = default_model()
+    words = tuple(model.top_terms(text, "en", "upset"))
+    verdict = score(replace(signals(text), upset_words=words), Context(channel=Channel.EMAIL))
+    upset = next(p for p in verdict.urgency.contributions if p.signal == "upset")
+    assert words and all(f'"{w}"' in upset.detail for w in words)

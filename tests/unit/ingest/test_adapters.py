@@ -229,3 +229,23 @@ def test_region_from_the_phone_only_as_a_fallback() -> None:
     raw = b"message=Broken&phone=%2B4915112345678&country=AT&submission_id=x1"
     contact = adapter_for("webform")(raw, meta("webform", "application/x-www-form-urlencoded"))
     assert contact is not None and contact.region == "AT"  # the form's own field wins
+
+
+def test_a_few_invalid_bytes_are_replaced_and_the_contact_goes_on() -> None:
+    # "beschädigt" with the ä in Latin-1 (one byte, invalid UTF-8) inside a UTF-8 review.
+    raw = fixture("trustpilot_webhook.json").replace("beschädigt".encode(), b"besch\xe4digt")
+    contact = adapter_for("trustpilot")(raw, meta("trustpilot"))
+    assert contact is not None and "besch\ufffddigt" in (contact.text or "")
+    # Classify reads it, scores it, and says why it is less sure (tests/unit/classify).
+    from services.classify.scoring import text_signals
+    from services.classify.text.model import default_model
+
+    signal = text_signals(default_model(), [contact.text or ""], ["de"])[0]
+    assert any("undecodable" in reason for reason in signal.doubts)
+
+
+def test_mostly_invalid_bytes_are_bad_encoding() -> None:
+    raw = b'{"data": {"id": "1", "text": "caf\xe9 \xff\xfe"}}'
+    with pytest.raises(Rejected) as caught:
+        adapter_for("twitter")(raw, meta("twitter"))
+    assert caught.value.reason == "bad_encoding"
