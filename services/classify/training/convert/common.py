@@ -186,3 +186,20 @@ def official_or_pooled(
         official = train.read_text(encoding="utf-8")
         return [*parse(official, "train"), *parse(dev, "valid"), *parse(test, "test")]
     return [*parse(dev, None), *parse(test, None)]
+
+
+def convert_pinned(
+    set_id: str,
+    repo: str,
+    commit: str,
+    path: str,
+    parse: Callable[[str], Iterable[Row]],
+    *,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    description: str | None = None,
+) -> Path:
+    """The whole ``main`` of a converter whose set is one pinned file of a fetched mirror."""
+    args = arguments(description or set_id)
+    raw = git_show(repo, commit, path, args.mirror_root).decode(encoding, errors)
+    return write_set(set_id, parse(raw), args.limit)

@@ -15,12 +15,10 @@ from collections.abc import Iterator
 
 from services.classify.training.convert.common import (
     Row,
-    arguments,
     clean,
-    git_show,
+    convert_pinned,
     hash_split,
     make_row,
-    write_set,
 )
 
 SET_ID = "en_apple_tweets"
@@ -44,9 +42,9 @@ def parse(raw: str) -> Iterator[Row]:
 
 
 def main() -> None:
-    args = arguments(__doc__ or SET_ID)
-    raw = git_show(REPO, COMMIT, PATH, args.mirror_root).decode("cp1252", errors="replace")
-    write_set(SET_ID, parse(raw), args.limit)
+    convert_pinned(
+        SET_ID, REPO, COMMIT, PATH, parse, encoding="cp1252", errors="replace", description=__doc__
+    )
 
 
 if __name__ == "__main__":

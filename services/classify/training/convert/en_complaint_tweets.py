@@ -15,12 +15,10 @@ from collections.abc import Iterator
 
 from services.classify.training.convert.common import (
     Row,
-    arguments,
     clean,
-    git_show,
+    convert_pinned,
     hash_split,
     make_row,
-    write_set,
 )
 
 SET_ID = "en_complaint_tweets"
@@ -40,9 +38,7 @@ def parse(raw: str) -> Iterator[Row]:
 
 
 def main() -> None:
-    args = arguments(__doc__ or SET_ID)
-    raw = git_show(REPO, COMMIT, PATH, args.mirror_root).decode("utf-8")
-    write_set(SET_ID, parse(raw), args.limit)
+    convert_pinned(SET_ID, REPO, COMMIT, PATH, parse, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,7 @@ def parse(raw: str) -> Iterator[common.Row]:
 
 
 def main() -> None:
-    args = common.arguments(__doc__ or SET_ID)
-    raw = common.git_show(REPO, COMMIT, PATH, args.mirror_root).decode("utf-8")
-    common.write_set(SET_ID, parse(raw), args.limit)
+    common.convert_pinned(SET_ID, REPO, COMMIT, PATH, parse, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,10 @@ from collections.abc import Iterator
 
 from services.classify.training.convert.common import (
     Row,
-    arguments,
     clean,
-    git_show,
+    convert_pinned,
     hash_split,
     make_row,
-    write_set,
 )
 
 SET_ID = "tr_store_reviews"
@@ -42,9 +40,7 @@ def parse(raw: str) -> Iterator[Row]:
 
 
 def main() -> None:
-    args = arguments(__doc__ or SET_ID)
-    raw = git_show(REPO, COMMIT, PATH, args.mirror_root).decode("utf-16")
-    write_set(SET_ID, parse(raw), args.limit)
+    convert_pinned(SET_ID, REPO, COMMIT, PATH, parse, encoding="utf-16", description=__doc__)
 
 
 if __name__ == "__main__":
