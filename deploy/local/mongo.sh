@@ -75,8 +75,8 @@ PG_LOG=$LOG_DIR/mongo-postgres.log
 PG_PORT=5432 # only names the unix socket file; PostgreSQL listens on no TCP port
 SQLITE_DIR=$DATA_DIR/sqlite
 
-log() { printf '[mongo.sh] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+log() { printf '[mongo.sh] %s\n' "$*"; }  # progress on stdout, like kafka.sh
+die() { printf '[mongo.sh] ERROR: %s\n' "$*" >&2; exit 1; }
 
 case "$MONGO_SERVER" in java | ferretdb-postgresql | ferretdb-sqlite) ;;
 *) die "MONGO_SERVER must be java, ferretdb-postgresql or ferretdb-sqlite" ;;
