@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from .spikes import DIMENSIONS
+
 assignments = Counter(
     "amends_assignments_total",
     "Cases assigned, by team, priority and whether the person handled the customer before.",
@@ -25,6 +27,10 @@ sla_breaches = Counter(
 spike_alerts = Counter(
     "amends_spike_alerts_total", "Spike alerts raised, by dimension.", ["dimension"]
 )
+# Every dimension's series exists at 0 from the start: Prometheus' increase() cannot see
+# the first value of a series, so a spike that created its series would not alert.
+for _dimension in DIMENSIONS:
+    spike_alerts.labels(_dimension)
 person_load_ratio = Histogram(
     "amends_person_load_ratio",
     "Load / capacity of the person, observed at every assignment and release.",
