@@ -33,7 +33,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from shared.events.catalogue import CATALOGUE, DEAD_LETTER_SUFFIX, dead_letter_topic
-from shared.service import kafka_client_options
+from shared.kafka import kafka_client_options
 from shared.settings import Settings
 from shared.store import Store
 

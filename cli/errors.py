@@ -18,8 +18,9 @@ from pydantic_settings import SettingsError
 from pymongo.errors import ConfigurationError, ConnectionFailure
 
 from cli.format import CliError
-from shared.service import TopicCreationError, kafka_unreachable_message, mongo_unreachable_message
+from shared.kafka import TopicCreationError, kafka_unreachable_message
 from shared.settings import Settings
+from shared.store import mongo_unreachable_message
 
 # Values of these settings are never echoed back (they may carry credentials).
 _SECRET_HINTS = ("password", "secret", "token", "url", "sasl")

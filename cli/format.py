@@ -17,14 +17,9 @@ import orjson
 from rich.console import Console
 
 from shared.events.catalogue import CATALOGUE, INTAKE, dead_letter_topic
-from shared.service import (
-    kafka_client_options,
-    kafka_unreachable_message,
-    mongo_hosts,
-    mongo_unreachable_message,
-)
+from shared.kafka import kafka_client_options, kafka_unreachable_message
 from shared.settings import Settings
-from shared.store import Store
+from shared.store import Store, mongo_hosts, mongo_unreachable_message
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 # A command waits this long for MongoDB to answer before it says it is not reachable

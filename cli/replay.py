@@ -53,7 +53,7 @@ from rich.progress import (
 )
 
 from shared.events import catalogue, envelope
-from shared.service import kafka_client_options
+from shared.kafka import kafka_client_options
 from shared.settings import REPO_ROOT, Settings
 
 from .format import (
@@ -443,7 +443,7 @@ async def start_producer(settings: Settings) -> AIOKafkaProducer:
         await producer.stop()
         raise kafka_unreachable(settings, exc) from exc
     if settings.create_topics:
-        from shared.service import ensure_topics
+        from shared.kafka import ensure_topics
 
         await ensure_topics(settings, [catalogue.INTAKE.topic])
     return producer

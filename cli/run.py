@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaProducer
 
 from cli import SERVICES
 from shared.events import catalogue
-from shared.service import kafka_client_options
+from shared.kafka import kafka_client_options
 from shared.settings import REPO_ROOT, Settings
 from shared.store import Store
 

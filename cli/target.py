@@ -26,8 +26,8 @@ from typing import Any
 
 import orjson
 
-from shared.service import mongo_hosts
 from shared.settings import REPO_ROOT, Settings
+from shared.store import mongo_hosts
 
 DEMO_STATE_ENV = "AMENDS_DEMO_STATE"
 TARGET_FIELDS = ("mongodb_database", "topic_prefix")

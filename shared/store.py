@@ -118,3 +118,22 @@ class Store:
 
 def without_none(values: Mapping[str, Any]) -> Document:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def mongo_unreachable_message(settings: Settings, exc: BaseException | None = None) -> str:
+    cause = f" ({type(exc).__name__})" if exc else ""
+    return (
+        f"MongoDB not reachable at {mongo_hosts(settings)}{cause}: "
+        "run `amends infra up` or set MONGODB_URL"
+    )
+
+
+def mongo_hosts(settings: Settings) -> str:
+    """The host list of the MongoDB URL, without credentials."""
+    from pymongo.uri_parser import parse_uri
+
+    try:
+        nodes = parse_uri(settings.mongodb_url.get_secret_value())["nodelist"]
+    except Exception:
+        return "the configured URL"
+    return ",".join(f"{host}:{port}" for host, port in nodes)

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from cli.replay import Checkpoint, file_sha256, load_mapping, replay
 from shared.events import catalogue, envelope
-from shared.service import ensure_topics
+from shared.kafka import ensure_topics
 from shared.settings import REPO_ROOT, Settings
 from tests.integration.cli.replay_support import ce_ids, read_topic, write_cfpb_csv
 

@@ -114,7 +114,7 @@ async def test_stored_but_unpublished_output_is_published_on_redelivery(
     real = build_ingest(ingest_settings)
     handler = real._consumers[settings.topic(catalogue.INTAKE.topic)][1]  # type: ignore[attr-defined]
     service = PublishFailsOnce("ingest", ingest_settings)
-    service.consume(catalogue.INTAKE, handler)
+    service.consume_batch(catalogue.INTAKE, handler)
     service.declare_publisher(catalogue.RECEIVED)
     intake_id = f"redelivery-{uuid.uuid4().hex[:8]}"
     headers = intake_headers("email", intake_id)

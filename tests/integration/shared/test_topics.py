@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.events.catalogue import CATALOGUE
-from shared.service import TopicCreationError, ensure_topics, kafka_client_options
+from shared.kafka import TopicCreationError, ensure_topics, kafka_client_options
 from tests.support import isolated_settings
 
 

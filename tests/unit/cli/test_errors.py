@@ -14,7 +14,7 @@ from cli.errors import explain
 from cli.format import CliError, NoData, amends_prefixes, ranked, require_topics, suggestion
 from cli.main import main
 from cli.target import DEMO_STATE_ENV
-from shared.service import TopicCreationError
+from shared.kafka import TopicCreationError
 from shared.settings import Settings
 
 

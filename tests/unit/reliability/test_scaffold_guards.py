@@ -15,7 +15,8 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from shared.service import Service, _lenient_parser
+from shared.kafka import lenient_parser
+from shared.service import Service
 from shared.settings import Settings
 
 
@@ -45,14 +46,14 @@ async def strict_parser(records: Any) -> Any:
 async def test_a_header_that_is_not_utf8_does_not_fail_the_batch() -> None:
     good = record([("ce_id", b"a")])
     bad = record([("ce_id", b"\xff\xfe")])
-    message = await _lenient_parser((good, bad), strict_parser)
+    message = await lenient_parser((good, bad), strict_parser)
     assert message.raw_message == (good, bad)  # the originals reach the handler
     assert message.raw_message[1].headers == [("ce_id", b"\xff\xfe")]
 
 
 async def test_readable_batches_are_parsed_as_before() -> None:
     good = record([("ce_id", b"a")])
-    message = await _lenient_parser((good,), strict_parser)
+    message = await lenient_parser((good,), strict_parser)
     assert message.raw_message == (good,)
 
 
