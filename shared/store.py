@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel
@@ -137,3 +138,10 @@ def mongo_hosts(settings: Settings) -> str:
     except Exception:
         return "the configured URL"
     return ",".join(f"{host}:{port}" for host, port in nodes)
+
+
+def stored_now() -> datetime:
+    """Now at BSON's millisecond precision: an event built from a decision is then equal
+    to the one rebuilt from what was stored (a redelivery announces the same thing)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from shared.batch import Handled, Incoming
 from shared.events import catalogue
-from shared.service import Incoming, Outgoing, Service
+from shared.service import Service
 from shared.settings import Settings
 
 from .handlers import handle_received
@@ -63,14 +64,14 @@ def build_service(settings: Settings | None = None) -> Service:
     cascade = build_cascade(settings)
     service = Service(NAME, settings)
 
-    async def on_received(incoming: Incoming) -> Sequence[Outgoing]:
+    async def on_received(records: Sequence[Incoming]) -> Handled:
         return await handle_received(
-            service.store, incoming, policy=policy, model=model, cascade=cascade
+            service.store, records, policy=policy, model=model, cascade=cascade
         )
 
     if cascade is not None:
         service.on_startup(cascade.start)
         service.on_shutdown(cascade.stop)
-    service.consume(catalogue.RECEIVED, on_received)
+    service.consume_batch(catalogue.RECEIVED, on_received)
     service.declare_publisher(catalogue.CLASSIFIED)
     return service
