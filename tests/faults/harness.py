@@ -34,6 +34,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,13 +149,14 @@ class Pipeline:
     def port(self, name: str, replica: int = 0) -> int:
         return self.base_port + SERVICES.index(name) * 10 + replica
 
-    def start(self, name: str, replica: int = 0) -> Proc:
+    def start(self, name: str, replica: int = 0, *, command: Sequence[str] = ()) -> Proc:
+        """Start ``python -m services.<name>``, or ``python <command>`` in its place."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}-{replica}.log"
         port = self.port(name, replica)
         log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
         popen = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
+            [sys.executable, *(command or ("-m", f"services.{name}"))],
             cwd=REPO_ROOT,
             env={**self.env, "AMENDS_HTTP_PORT": str(port)},
             stdout=log,
