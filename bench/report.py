@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.run import RESULT_FILE
+from bench.figures import RESULT_FILE
 
 
 def _v(figure: Any) -> str:
