@@ -34,11 +34,12 @@ import contextlib
 import json
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bench import servers
 from bench.baselines import part_baseline
-from bench.figures import RESULT_FILE, RESULTS, fig, log
+from bench.figures import RESULT_FILE, fig, log
 from bench.growth import part_growth
 from bench.machine import git_output, load_average, machine_facts
 from bench.ops import part_ops
@@ -120,9 +121,10 @@ async def main_async(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
     results: dict[str, Any] = {}
-    if RESULT_FILE.exists() and not args.fresh:
+    output: Path = args.output
+    if output.exists() and not args.fresh:
         with contextlib.suppress(ValueError):
-            results = json.loads(RESULT_FILE.read_text())
+            results = json.loads(output.read_text())
     results["machine"] = await machine_facts(settings)
     results["commit"] = git_output("rev-parse", "HEAD")
     results["worktree_dirty"] = bool(git_output("status", "--porcelain", "--untracked-files=no"))
@@ -139,20 +141,25 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
 
     def save() -> None:
         derive(results)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        RESULT_FILE.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(results, indent=2, default=str) + "\n")
 
     if "baseline" in args.parts:
         results["baseline"] = await part_baseline(settings, args)
         save()
     if "ops" in args.parts:
-        log("ops: database round trips per complaint ...")
+        log("ops: database commands and documents written per complaint ...")
         key = "db_ops_route_before_optimisation" if args.route_before else "db_ops"
         results[key] = await part_ops(settings, args)
         ops = results[key]
         log(
             f"  {ops['round_trips_per_complaint']['value']} commands/complaint:",
             *(f"{k} {v['round_trips_per_complaint']}" for k, v in ops["services"].items()),
+        )
+        log(
+            f"  {ops['documents_written_per_complaint']['value']} documents written/complaint "
+            f"({ops['documents_written_per_new_case']['value']} per new case):",
+            *(f"{k} {v['documents_written_per_complaint']}" for k, v in ops["services"].items()),
         )
         save()
     if "throughput" in args.parts or "latency" in args.parts:
@@ -164,9 +171,10 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     results["load_average"]["at_end"] = load_average()
     results["finished_at"] = datetime.now(UTC).isoformat()
     save()
-    log(f"wrote {RESULT_FILE.relative_to(REPO_ROOT)}")
+    log(f"wrote {output.relative_to(REPO_ROOT) if output.is_relative_to(REPO_ROOT) else output}")
     print(table(results))
-    if args.readme and {"throughput", "growth"} <= args.parts and update_readme(results):
+    full = {"throughput", "growth"} <= args.parts
+    if args.readme and full and output == RESULT_FILE and update_readme(results):
         log("README.md table updated")
     return 0
 
@@ -176,7 +184,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         default="baseline,ops,throughput,latency,growth",
-        help="comma-separated parts: baseline, throughput, latency, growth",
+        help="comma-separated parts: baseline, ops, throughput, latency, growth",
     )
     p.add_argument("--duration", type=float, default=60.0, help="sustained window, s")
     p.add_argument("--probe-duration", type=float, default=20.0, help="search probe window, s")
@@ -223,6 +231,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--keep-servers", action="store_true", help="leave private servers up")
     p.add_argument("--fresh", action="store_true", help="do not merge with the last results")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=RESULT_FILE,
+        help="results file to merge into and write (default bench/results/bench.json); "
+        "the README is only updated from the default one",
+    )
     args = p.parse_args(argv)
     args.parts = {x.strip() for x in args.only.split(",") if x.strip()}
     unknown = args.parts - {"baseline", "ops", "throughput", "latency", "growth"}
