@@ -12,6 +12,7 @@ from typing import Any
 from bench.figures import RESULTS, fig
 from bench.pipeline import Pipeline
 from bench.probe import judge
+from shared.settings import REPO_ROOT
 
 
 async def profile_services(pipe: Pipeline, rate: float, seconds: float) -> dict[str, Any]:
@@ -124,7 +125,7 @@ def _short(frame: str) -> str:
     name, _, where = frame.partition(" (")
     where = where.rstrip(")")
     path = where.rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+    for marker in ("site-packages/", f"{REPO_ROOT}/", "lib/python3"):
         if marker in path:
             path = path.split(marker, 1)[1]
     return f"{name} ({path})"
