@@ -113,6 +113,9 @@ def table(results: dict[str, Any]) -> str:
             )
         )
     rows += _ops_rows(results.get("db_ops") or {})
+    at_load = t.get("db_ops_at_sustained_rate")
+    if at_load:
+        rows += _ops_rows({**at_load, "complaints": None, "rate": t.get("sustained_rate")})
     rss = t.get("peak_rss") or {}
     if rss:
         rows.append(
@@ -139,6 +142,8 @@ def _ops_rows(ops: dict[str, Any]) -> list[tuple[str, str]]:
         return []
     services = ops.get("services") or {}
     at = f"{_v(ops.get('complaints'))} at {_v(ops.get('rate'))}"
+    if not ops.get("complaints"):
+        at = f"confirm window at {_v(ops.get('rate'))}"
 
     def by_service(key: str) -> str:
         return ", ".join(f"{name} {v[key]}" for name, v in services.items() if key in v)

@@ -8,6 +8,10 @@ Parts (``--only``, comma separated; default: all):
   fed at a stepped rate; the highest rate sustained for ``--duration`` seconds (consumer
   lag of every service's group does not grow, every complaint reaches its final stage);
   peak RSS of every service; a py-spy profile of every service at that rate;
+* ``ops``: database commands and documents written per complaint, per service and in
+  total, with every service under ``bench.opcount`` (a pymongo command listener), at
+  ``--ops-rate``; the throughput part's confirming pipeline is counted the same way, at
+  the sustained rate (``--no-ops-at-load`` turns that off);
 * ``latency``: p50/p95/p99 from ingest receiving a complaint (``cases.stages.received_at``)
   to its assignment being stored (``cases.stages.assigned_at``), at 50 % of the sustained rate;
 * ``growth``: the same check with N cases (and their queue entries and timers) already
@@ -37,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import servers
+from bench import dbcounts, servers
 from bench.baselines import part_baseline
 from bench.figures import RESULT_FILE, fig, log
 from bench.growth import part_growth
@@ -101,6 +105,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         max(rss) if rss else None,
         bool(rss and max(rss) <= 200 / 1.048576),
     )
+    at_load = tp.get("db_ops_at_sustained_rate") or {}
+    commands = at_load.get("round_trips_per_complaint", {}).get("value")
+    add(
+        "DB commands per complaint <= 1 at the sustained rate",
+        commands,
+        commands is not None and commands <= 1,
+    )
+    per_case = results.get("db_ops", {}).get("documents_written_per_new_case", {}).get("value")
+    add(
+        "documents written per new case <= 6 (ops part)",
+        per_case,
+        per_case is not None and per_case <= 6,
+    )
     return out
 
 
@@ -151,16 +168,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         log("ops: database commands and documents written per complaint ...")
         key = "db_ops_route_before_optimisation" if args.route_before else "db_ops"
         results[key] = await part_ops(settings, args)
-        ops = results[key]
-        log(
-            f"  {ops['round_trips_per_complaint']['value']} commands/complaint:",
-            *(f"{k} {v['round_trips_per_complaint']}" for k, v in ops["services"].items()),
-        )
-        log(
-            f"  {ops['documents_written_per_complaint']['value']} documents written/complaint "
-            f"({ops['documents_written_per_new_case']['value']} per new case):",
-            *(f"{k} {v['documents_written_per_complaint']}" for k, v in ops["services"].items()),
-        )
+        for line in dbcounts.log_line(results[key]):
+            log(f"  {line}")
         save()
     if "throughput" in args.parts or "latency" in args.parts:
         await part_throughput(settings, args, results)
@@ -230,6 +239,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="private: own Kafka+MongoDB instances (default); shared: the usual ones",
     )
     p.add_argument("--keep-servers", action="store_true", help="leave private servers up")
+    p.add_argument(
+        "--no-ops-at-load",
+        dest="ops_at_load",
+        action="store_false",
+        help="throughput: run the confirming pipeline's services without bench.opcount "
+        "(no commands and documents written per complaint at the sustained rate)",
+    )
     p.add_argument("--fresh", action="store_true", help="do not merge with the last results")
     p.add_argument(
         "--output",

@@ -5,8 +5,10 @@ fresh pipeline, then the latency window and the profile on that same pipeline.
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
+from bench import dbcounts
 from bench.figures import fig, log, percentiles
 from bench.machine import load_average
 from bench.pipeline import Pipeline
@@ -20,9 +22,16 @@ async def check_rate(
     pipe: Pipeline, rate: float, duration: float, drain_timeout: float
 ) -> dict[str, Any]:
     log(f"  offering {rate:.0f}/s for {duration:.0f} s ...")
+    before = dbcounts.read_all() if pipe.count_ops else None
     window = await pipe.run_window(rate, duration, drain_timeout)
     verdict = judge(window)
     acct = await pipe.accounting(window.records)  # type: ignore[attr-defined]
+    if before is not None:
+        # The window's commands and writes, at this rate (a poll holds more records the
+        # higher the rate, which is what batching is judged by).
+        await asyncio.sleep(dbcounts.SETTLE_SECONDS)
+        sent = acct["complaints_sent"]
+        verdict["db_ops"] = dbcounts.summarise(before, dbcounts.read_all(), sent, acct["new_cases"])
     complete = acct["new_cases"] > 0 and acct["cases_followup_scheduled"] == acct["new_cases"]
     verdict["sustained"] = bool(verdict["sustained"] and complete and acct["missing"] == 0)
     verdict["accounting"] = {k: v for k, v in acct.items() if not k.startswith("ms_")}
@@ -39,6 +48,8 @@ async def check_rate(
         + ", cpu "
         + ", ".join(f"{k} {v['value']:.0f}%" for k, v in verdict["cpu_mean"].items())
     )
+    for line in dbcounts.log_line(verdict["db_ops"]) if "db_ops" in verdict else ():
+        log(f"     {line}")
     return verdict
 
 
@@ -107,7 +118,8 @@ async def part_throughput(
         search_rss = await search.stop()
         await search.cleanup()
     # The full-length check on a fresh database: its size is known (empty + warm-up).
-    pipe = Pipeline("tp", settings)
+    # Counted (bench.opcount) unless --no-ops-at-load: commands and writes at full load.
+    pipe = Pipeline("tp", settings, count_ops=args.ops_at_load)
     try:
         log(f"throughput: fresh pipeline; confirming {candidate}/s for {args.duration:.0f} s")
         ready = await pipe.start()
@@ -128,6 +140,10 @@ async def part_throughput(
             "lag_samples_of_confirm_window": confirm["samples"] if confirm else [],
             "load_average": load_average(),
             "services_ready_in": fig(ready, "s"),
+            # The confirm window's commands and writes (absent with --no-ops-at-load).
+            "db_ops_at_sustained_rate": {**confirm["db_ops"], "note": dbcounts.NOTE}
+            if confirm and "db_ops" in confirm
+            else None,
         }
         if rate and "latency" in args.parts:
             lat_rate = round(rate / 2, 1)

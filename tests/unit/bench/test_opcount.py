@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from bench.dbcounts import per_complaint, summarise
 from bench.opcount import Listener, Writes, writes_of
-from bench.ops import per_complaint
+from cli import SERVICES
 
 DUP = {"code": 11000, "errmsg": "E11000 duplicate key"}
 
@@ -144,3 +145,18 @@ def test_listener_counts_a_command_by_its_reply_and_keeps_no_documents() -> None
     assert snap["micros"] == {"insert cases": 1500}
     assert snap["inserted"] == {"insert cases": 3}
     assert not listener.pending
+
+
+def test_summarise_totals_the_raw_counts_not_the_rounded_per_service_figures() -> None:
+    empty: dict[str, dict[str, int]] = {}
+    one = {"count": {"update cases": 1}, "modified": {"update cases": 1}}
+    before = {name: empty for name in SERVICES}
+    after = {name: one for name in SERVICES}
+    out = summarise(before, after, 300, 150)
+    # 1/300 rounds to 0.0 per service; four of them are 0.013 per complaint.
+    assert all(s["round_trips_per_complaint"] == 0.0 for s in out["services"].values())
+    assert out["round_trips_per_complaint"]["value"] == 0.013
+    assert out["documents_written_per_complaint"]["value"] == 0.013
+    assert out["documents_written_per_new_case"]["value"] == 0.027
+    assert out["documents_written"]["modified"]["value"] == 0.013
+    assert out["documents_written"]["inserted"]["value"] == 0.0
