@@ -2,9 +2,12 @@
 
     python -m bench.opcount <service>     (what `bench.run --only ops` starts)
 
-Counts (command, collection) pairs and their total time, written every 2 s to
-``.local/bench/ops-<service>.json``. Only the benchmark uses it; the service itself is
-unchanged.
+Counts (command, collection) pairs, their total time and the documents they wrote
+(inserted, upserted, modified; deleted apart), written every 2 s to
+``.local/bench/ops-<service>.json``. Each service is its own process, so the counts are per
+service without any hook in the service: the listener is registered before the service's
+module runs and sees every client it creates. Only the benchmark uses it; the service itself
+is unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import monitoring
@@ -24,11 +28,77 @@ from pymongo import monitoring
 from shared.settings import REPO_ROOT
 
 
+@dataclass(frozen=True)
+class Writes:
+    """Documents one command wrote, as its reply says."""
+
+    inserted: int = 0
+    upserted: int = 0
+    modified: int = 0
+    deleted: int = 0
+
+    @property
+    def written(self) -> int:
+        """Documents stored or changed (a delete is counted apart)."""
+        return self.inserted + self.upserted + self.modified
+
+
+KINDS = ("inserted", "upserted", "modified", "deleted")
+
+
+def writes_of(name: str, command: Mapping[str, Any], reply: Mapping[str, Any]) -> Writes:
+    """What a succeeded write command wrote, from the command and the server's reply.
+
+    ``update``: ``nModified`` (an update that changes nothing is not counted) plus the
+    ``upserted`` entries. ``insert``: the documents sent less those that failed; an ordered
+    insert stops at its first error. The reply's ``n`` bounds it (mongod reports the inserted
+    count there; mongo-java-server reports every document sent, even failed ones).
+    ``findAndModify``: 1 if it matched or upserted. Neither server says whether a matched
+    document changed, so a no-op match counts as written; mongo-java-server sends no
+    ``lastErrorObject`` for an upsert, and an upsert that matched nothing and succeeded has
+    inserted one. ``delete`` and a removing ``findAndModify`` count as deleted."""
+    if not reply.get("ok"):
+        return Writes()
+    errors = reply.get("writeErrors") or []
+    if name == "insert":
+        n = int(reply.get("n", 0))
+        documents = command.get("documents")
+        if documents is None:
+            return Writes(inserted=n)
+        if errors and command.get("ordered", True):
+            done = min(int(e["index"]) for e in errors)
+        else:
+            done = len(documents) - len(errors)
+        return Writes(inserted=max(0, min(n, done)))
+    if name == "update":
+        return Writes(
+            upserted=len(reply.get("upserted") or []), modified=int(reply.get("nModified", 0))
+        )
+    if name == "delete":
+        return Writes(deleted=int(reply.get("n", 0)))
+    if name == "findAndModify":
+        last = reply.get("lastErrorObject") or {}
+        if command.get("remove"):
+            found = reply.get("value") is not None
+            return Writes(deleted=int(last.get("n", int(found))))
+        if last.get("updatedExisting"):
+            return Writes(modified=1)
+        if last.get("upserted") is not None or command.get("upsert"):
+            return Writes(upserted=1)
+        return Writes()
+    return Writes()
+
+
+# Fields of a write command that writes_of reads (the command itself is not kept).
+_KEPT = ("documents", "ordered", "remove", "upsert")
+
+
 class Listener(monitoring.CommandListener):
     def __init__(self) -> None:
         self.count: Counter[str] = Counter()
         self.micros: Counter[str] = Counter()
-        self.pending: dict[int, str] = {}
+        self.writes: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
+        self.pending: dict[int, tuple[str, str, dict[str, Any]]] = {}
         self.lock = threading.Lock()
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
@@ -37,18 +107,42 @@ class Listener(monitoring.CommandListener):
             return
         coll = event.command.get(name)
         key = f"{name} {coll}" if isinstance(coll, str) else name
+        kept: dict[str, Any] = {}
+        if name in ("insert", "findAndModify"):
+            for field in _KEPT:
+                if field in event.command:
+                    value = event.command[field]
+                    # Only the number of documents matters, not the documents.
+                    kept[field] = [None] * len(value) if field == "documents" else value
         with self.lock:
-            self.pending[event.request_id] = key
+            self.pending[event.request_id] = (key, name, kept)
             self.count[key] += 1
 
-    def _done(self, event: Any) -> None:
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         with self.lock:
-            key = self.pending.pop(event.request_id, None)
-            if key is not None:
-                self.micros[key] += event.duration_micros
+            entry = self.pending.pop(event.request_id, None)
+            if entry is None:
+                return
+            key, name, kept = entry
+            self.micros[key] += event.duration_micros
+            writes = writes_of(name, kept, event.reply)
+            for kind in KINDS:
+                if value := getattr(writes, kind):
+                    self.writes[kind][key] += value
 
-    succeeded = _done
-    failed = _done
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        with self.lock:
+            entry = self.pending.pop(event.request_id, None)
+            if entry is not None:
+                self.micros[entry[0]] += event.duration_micros
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        with self.lock:
+            return {
+                "count": dict(self.count),
+                "micros": dict(self.micros),
+                **{kind: dict(c) for kind, c in self.writes.items()},
+            }
 
 
 def route_as_before() -> None:
@@ -128,9 +222,10 @@ def main() -> None:
     def dump() -> None:
         while True:
             time.sleep(2)
-            with listener.lock:
-                data = {"count": dict(listener.count), "micros": dict(listener.micros)}
-            Path(out).write_text(json.dumps(data))
+            # Replaced whole, so the bench never reads a half-written file.
+            tmp = out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(listener.snapshot()))
+            os.replace(tmp, out)
 
     threading.Thread(target=dump, daemon=True).start()
     sys.argv = [f"services.{service}"]

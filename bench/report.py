@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.run import RESULT_FILE
+from bench.figures import RESULT_FILE
 
 
 def _v(figure: Any) -> str:
@@ -112,6 +112,10 @@ def table(results: dict[str, Any]) -> str:
                 + (f" error: {row['error']}" if row.get("error") else ""),
             )
         )
+    rows += _ops_rows(results.get("db_ops") or {})
+    at_load = t.get("db_ops_at_sustained_rate")
+    if at_load:
+        rows += _ops_rows({**at_load, "complaints": None, "rate": t.get("sustained_rate")})
     rss = t.get("peak_rss") or {}
     if rss:
         rows.append(
@@ -130,6 +134,37 @@ def table(results: dict[str, Any]) -> str:
                 f"| {item['target']} | {item['measured']} | {'yes' if item['met'] else 'no'} |"
             )
     return "\n".join(lines)
+
+
+def _ops_rows(ops: dict[str, Any]) -> list[tuple[str, str]]:
+    """Database commands and documents written per complaint, whole system and per service."""
+    if not ops:
+        return []
+    services = ops.get("services") or {}
+    at = f"{_v(ops.get('complaints'))} at {_v(ops.get('rate'))}"
+    if not ops.get("complaints"):
+        at = f"confirm window at {_v(ops.get('rate'))}"
+
+    def by_service(key: str) -> str:
+        return ", ".join(f"{name} {v[key]}" for name, v in services.items() if key in v)
+
+    rows = [
+        (
+            f"DB commands per complaint ({at})",
+            f"{_v(ops.get('round_trips_per_complaint'))}: "
+            f"{by_service('round_trips_per_complaint')}",
+        )
+    ]
+    if ops.get("documents_written_per_complaint"):
+        rows.append(
+            (
+                f"documents written per complaint ({at})",
+                f"{_v(ops['documents_written_per_complaint'])}: "
+                f"{by_service('documents_written_per_complaint')}; "
+                f"{_v(ops.get('documents_written_per_new_case'))}",
+            )
+        )
+    return rows
 
 
 README = RESULT_FILE.parents[2] / "README.md"

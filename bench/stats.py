@@ -27,16 +27,10 @@ from typing import Any
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
-from bench.run import (
-    RESULTS,
-    case_document,
-    fig,
-    load_average,
-    log,
-    machine_facts,
-    proc_status,
-    run_local_server,
-)
+from bench.figures import RESULTS, fig, log
+from bench.growth import case_document
+from bench.machine import load_average, machine_facts, proc_status
+from bench.servers import run_local_server
 from shared.settings import REPO_ROOT, Settings
 
 RESULT_FILE = RESULTS / "stats.json"
