@@ -8,15 +8,38 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.events import envelope
+from shared.events.complaint import Contact
+from shared.events.pipeline import ComplaintReceived
 from shared.service import Service
 from shared.settings import REPO_ROOT, Settings
 
 T = TypeVar("T")
+
+
+def complaint_received(case_id: str, text: str, *, at: datetime | None = None) -> ComplaintReceived:
+    """A new case's first contact, by email: the smallest valid complaints.received."""
+    now = at or datetime.now(UTC)
+    return ComplaintReceived(
+        case_id=case_id,
+        customer_id="cust-1",
+        contact=Contact(
+            contact_id=f"contact-{case_id}",
+            source="email",
+            channel="email",
+            text=text,
+            received_at=now,
+        ),
+        case_is_new=True,
+        contact_count=1,
+        repeat_contacts=0,
+        case_opened_at=now,
+    )
 
 
 def isolated_settings(**overrides: Any) -> Settings:

@@ -5,33 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from shared.events import catalogue, envelope
-from shared.events.complaint import Contact
 from shared.events.pipeline import ComplaintReceived
 from shared.service import Incoming, Outgoing, Rejected, Service
 from shared.settings import Settings
-from tests.support import consume_all, produce, running
+from tests.support import complaint_received, consume_all, produce, running
 
 
 def received(case_id: str, text: str) -> ComplaintReceived:
-    now = datetime.now(UTC)
-    return ComplaintReceived(
-        case_id=case_id,
-        customer_id="cust-1",
-        contact=Contact(
-            contact_id=f"contact-{case_id}",
-            source="email",
-            channel="email",
-            text=text,
-            received_at=now,
-        ),
-        case_is_new=True,
-        contact_count=1,
-        repeat_contacts=0,
-        case_opened_at=now,
-    )
+    return complaint_received(case_id, text)
 
 
 def headers_for(event_id: str) -> dict[str, str]:

@@ -14,31 +14,15 @@ from aiokafka.structs import ConsumerRecord
 from shared import batch
 from shared.batch import DeadLetter, Handled, Incoming, Outgoing, PollRunner, Rejected
 from shared.events import catalogue, envelope
-from shared.events.complaint import Contact
-from shared.events.pipeline import ComplaintReceived
 from shared.settings import Settings
+from tests.support import complaint_received
 
 SETTINGS = Settings(retry_backoff_seconds=0.0, outage_backoff_max_seconds=0.0)
 SPEC = catalogue.RECEIVED
 
 
 def record(offset: int, text: str, *, partition: int = 0, value: bytes | None = None) -> Any:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    payload = ComplaintReceived(
-        case_id=f"case-{offset}",
-        customer_id="cust",
-        contact=Contact(
-            contact_id=f"contact-{offset}",
-            source="email",
-            channel="email",
-            text=text,
-            received_at=now,
-        ),
-        case_is_new=True,
-        contact_count=1,
-        repeat_contacts=0,
-        case_opened_at=now,
-    )
+    payload = complaint_received(f"case-{offset}", text, at=datetime(2026, 1, 1, tzinfo=UTC))
     headers = envelope.CloudEvent(
         type=SPEC.event_type, source="/tests", id=f"e{offset}", data=b""
     ).headers()
