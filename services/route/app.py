@@ -20,9 +20,11 @@ from shared.events.catalogue import (
 )
 from shared.service import Service
 
-from .handlers import INDEXES, Router, seed_directory
+from .directory import seed_directory
+from .handlers import Router
 from .lessons import Subscriptions
 from .settings import RouteSettings
+from .state import INDEXES
 
 log = logging.getLogger(__name__)
 

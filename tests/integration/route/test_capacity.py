@@ -125,7 +125,7 @@ async def test_going_offline_hands_cases_back(rsettings: RouteSettings) -> None:
 async def test_event_left_in_outbox_by_a_crash_is_republished(rsettings: RouteSettings) -> None:
     from datetime import timedelta
 
-    from services.route.handlers import PENDING, outbox_entry
+    from services.route.state import PENDING, outbox_entry
     from shared.events.catalogue import ESCALATED
     from shared.events.pipeline import CaseEscalated
 

@@ -16,9 +16,10 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, monitoring
 
-from services.route.handlers import CUSTOMERS, DUE, INDEXES, PENDING, WAITING, Router
+from services.route.handlers import Router
 from services.route.lessons import Subscriptions
 from services.route.settings import RouteSettings
+from services.route.state import CUSTOMERS, DUE, INDEXES, PENDING, WAITING
 from shared.events import envelope
 from shared.events.common import Priority
 from shared.events.directory import PresenceChanged
@@ -195,7 +196,7 @@ async def test_stale_waiting_entry_is_dropped_and_does_not_hold_up_others(
 async def test_sla_sweep_publishes_what_a_crash_left_before_its_sync(
     rsettings: RouteSettings,
 ) -> None:
-    from services.route.handlers import outbox_entry
+    from services.route.state import outbox_entry
     from shared.events.catalogue import ESCALATED
 
     router, published = await router_with(rsettings, Filters())
