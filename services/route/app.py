@@ -39,7 +39,7 @@ def build(settings: RouteSettings | None = None) -> tuple[Service, Router]:
         service.publish,
         Subscriptions.load(settings.route_departments_path),
     )
-    service.consume(CLASSIFIED, router.on_classified)
+    service.consume_batch(CLASSIFIED, router.handle_classified)
     service.consume(DIRECTORY, router.on_directory)
     service.consume(PRESENCE, router.on_presence)
     service.consume(ACTIVITY, router.on_activity)
