@@ -150,7 +150,7 @@ class Classified(Escalations, SpikeAlerts):
         lease_until = now + timedelta(seconds=self.settings.route_lease_seconds)
         for plan in plans:
             if plan.choice is not None:
-                lease = {"lease_until": lease_until, "lease_owner": self.token}
+                lease = {"lease_until": lease_until, "lease_owner": self.poll_owner}
                 plan.doc = applied(plan.doc, {"$set": lease})
             elif plan.doc.get("state") == "waiting" and plan in candidates:
                 plan.doc = self._queued(plan.doc)
@@ -259,13 +259,20 @@ class Classified(Escalations, SpikeAlerts):
         plan.doc = doc or plan.doc
         return plan
 
+    @property
+    def poll_owner(self) -> str:
+        """The lease owner of this replica's poll handler: not the drain's (``token``),
+        which may lease the same case meanwhile and must not look like us."""
+        return f"{self.token}:poll"
+
     def _may_assign(self, plan: _Plan, now: datetime) -> bool:
-        """Waiting, and not leased by someone else (the drain, another replica)."""
+        """Waiting, and not leased by anyone but this handler (an earlier round or
+        attempt of the poll, whose claim the holders read finds)."""
         doc = plan.doc
         if doc.get("state") != "waiting" or "req" not in doc:
             return False
         leased = _utc(doc.get("lease_until") or EPOCH) >= now
-        return not leased or doc.get("lease_owner") == self.token
+        return not leased or doc.get("lease_owner") == self.poll_owner
 
     async def _choose(
         self,
@@ -276,8 +283,8 @@ class Classified(Escalations, SpikeAlerts):
         now: datetime,
     ) -> bool:
         """Choose who takes each candidate, most urgent first, counting each choice in
-        the loads before the next. A case behind a waiting one (outside the poll, or a
-        candidate no one could take) waits for the drain. True when one did."""
+        the loads before the next. A case behind a waiting one outside the poll waits
+        for the drain, which keeps the order: True when one did."""
         min_seniority = self.settings.route_senior_min_seniority
         available = {
             d["_id"]: PersonView.from_doc(d)
@@ -286,7 +293,7 @@ class Classified(Escalations, SpikeAlerts):
         }
         held = {case_id: view for view in available.values() for case_id in view.open_cases}
         first = head[0] if head else None
-        behind = False
+        behind = False  # behind a waiting case outside the poll: so are those after it
         order = sorted(
             candidates,
             key=lambda p: (-int(p.doc.get("urgency", 0)), _utc(p.doc.get("enqueued_at") or EPOCH)),
@@ -313,8 +320,8 @@ class Classified(Escalations, SpikeAlerts):
                     last_assigned_at=now,
                     open_cases=(*person.open_cases, plan.case_id),
                 )
-            else:
-                behind = True  # no one fits now: it waits, and so do the cases behind it
+            # else no one fits now: it waits; as in the drain, the cases after it are
+            # still tried (what they can take, it cannot).
         return behind
 
     @staticmethod
