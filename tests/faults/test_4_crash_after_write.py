@@ -15,7 +15,7 @@ import pytest
 from .harness import Feeder, Pipeline, Watcher
 from .scenario import run_scenario
 
-STAGE = {"classify": "classified"}
+STAGE = {"classify": "classified", "route": "routed"}
 CRASH_AFTER_POLLS = 3
 
 
