@@ -24,7 +24,10 @@ entry keeps the ids of the events stored on it, so a redelivered poll (in any or
 stores nothing again; it mirrors the case again and publishes what the outbox still
 holds (same event ids). A crash between the steps leaves a lease (the drain waits for it
 to expire) or a claim (reused by whoever assigns the case next: see the holders read).
-Flag escalations (legal, safety) stay per case, after the poll's writes: they are rare.
+Flag escalations to legal and security are decided with the poll (their targets from the
+people read) and stored with its entries; one to a supervisor (a flagged manager request)
+goes through ``_escalate`` per case after the writes, as its target needs the assignee's
+own supervisor.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from shared.updates import applied, difference
 from . import escalation, metrics
 from .assignment import EPOCH, Choice, PersonView, rank
 from .enqueue import enqueue_update
-from .escalations import Escalations
+from .escalations import Escalations, escalation_update
 from .outbox import mirror_update
 from .spike_alerts import SpikeAlerts
 from .state import CUSTOMERS, DUE, WAITING, _utc, remember_handlers_op, to_outgoing
@@ -71,6 +74,7 @@ class _Plan:
     redelivered: bool = False  # an event was stored before (a redelivery)
     sla_at: datetime | None = None
     escalate: list[str] = field(default_factory=list)  # flag escalation kinds
+    escalated: list[str] = field(default_factory=list)  # those stored by this poll
     choice: Choice | None = None
     claim: bool = False  # the choice needs a claim of its own (not one held already)
     assigned: bool = False
@@ -128,23 +132,32 @@ class Classified(Escalations, SpikeAlerts):
         stored = await self._by_id("queue", ids)
         plans = [self._enqueued(cid, stored.get(cid), by_case[cid], now) for cid in ids]
         candidates = [p for p in plans if self._may_assign(p, now)]
+        flagged = [p for p in plans if self._unescalated(p)]
         mirror_reads = [
             p.case_id
             for p in plans
             if p.read is not None
-            and (p.redelivered or p in candidates or p.doc.get("rev") != p.read.get("rev"))
+            and (
+                p.redelivered
+                or p in candidates
+                or p in flagged
+                or p.doc.get("rev") != p.read.get("rev")
+            )
         ]
         people, head, customers, cases = await asyncio.gather(
-            self._people_holding(ids) if candidates else _nothing(),
+            self._people_holding(ids) if candidates or flagged else _nothing(),
             self._first_waiting(ids) if candidates else _nothing(),
             self._by_id(
                 CUSTOMERS, sorted({c for p in candidates if (c := p.doc.get("customer_id"))})
             ),
             self._by_id("cases", mirror_reads, {"route_rev": 1, "status": 1}),
         )
-        waiting_ahead = await self._choose(candidates, people, head, customers, now)
+        views = {d["_id"]: PersonView.from_doc(d) for d in people}
+        waiting_ahead = await self._choose(candidates, views, head, customers, now)
         if waiting_ahead:
             self.wake.set()  # others wait longer or matter more: the drain keeps the order
+        for plan in flagged:
+            self._escalate_in_memory(plan, views, now)
 
         # 1. The events stored, leases on the cases to assign (SLA checks first).
         lease_until = now + timedelta(seconds=self.settings.route_lease_seconds)
@@ -188,6 +201,8 @@ class Classified(Escalations, SpikeAlerts):
         conflicted |= lost
         done = [p for p in plans if p.case_id not in conflicted]
         for plan in done:
+            for kind in plan.escalated:
+                metrics.escalations.labels(kind).inc()
             if plan.assigned and plan.choice is not None:
                 req = plan.doc["req"]
                 continuity = "yes" if plan.choice.continuity else "no"
@@ -216,9 +231,10 @@ class Classified(Escalations, SpikeAlerts):
         return {doc["_id"]: doc async for doc in cursor}
 
     async def _people_holding(self, case_ids: Sequence[str]) -> list[Document]:
-        """The available people, and anyone holding a claim on one of ``case_ids`` (left
-        by an attempt that did not finish: reused rather than claimed twice)."""
-        query = {"$or": [{"presence": "available"}, {"open_cases": {"$in": list(case_ids)}}]}
+        """The people not offline (the available ones take cases, the others may be
+        escalated to), and anyone holding a claim on one of ``case_ids`` (left by an
+        attempt that did not finish: reused rather than claimed twice)."""
+        query = {"$or": [{"presence": {"$ne": "offline"}}, {"open_cases": {"$in": list(case_ids)}}]}
         return await self.store["people"].find(query).to_list()
 
     async def _first_waiting(self, case_ids: Sequence[str]) -> list[Document]:
@@ -277,20 +293,17 @@ class Classified(Escalations, SpikeAlerts):
     async def _choose(
         self,
         candidates: Sequence[_Plan],
-        people_docs: Sequence[Document],
+        views: dict[str, PersonView],
         head: Sequence[Document],
         customers: Mapping[str, Document],
         now: datetime,
     ) -> bool:
         """Choose who takes each candidate, most urgent first, counting each choice in
-        the loads before the next. A case behind a waiting one outside the poll waits
-        for the drain, which keeps the order: True when one did."""
+        the loads before the next (in ``views``, the people read). A case behind a waiting
+        one outside the poll waits for the drain, which keeps the order: True when one
+        did."""
         min_seniority = self.settings.route_senior_min_seniority
-        available = {
-            d["_id"]: PersonView.from_doc(d)
-            for d in people_docs
-            if d.get("presence") == "available"
-        }
+        available = {pid: v for pid, v in views.items() if v.presence == "available"}
         held = {case_id: view for view in available.values() for case_id in view.open_cases}
         first = head[0] if head else None
         behind = False  # behind a waiting case outside the poll: so are those after it
@@ -314,7 +327,7 @@ class Classified(Escalations, SpikeAlerts):
             elif ranked:
                 plan.choice, plan.claim = ranked[0], True
                 person = ranked[0].person
-                available[person.person_id] = replace(
+                available[person.person_id] = views[person.person_id] = replace(
                     person,
                     load=person.load + 1,
                     last_assigned_at=now,
@@ -323,6 +336,31 @@ class Classified(Escalations, SpikeAlerts):
             # else no one fits now: it waits; as in the drain, the cases after it are
             # still tried (what they can take, it cannot).
         return behind
+
+    @staticmethod
+    def _unescalated(plan: _Plan) -> bool:
+        done = plan.doc.get("escalation_ids", [])
+        return any(
+            derived_id(plan.case_id, "escalation", kind) not in done for kind in plan.escalate
+        )
+
+    def _escalate_in_memory(
+        self, plan: _Plan, views: Mapping[str, PersonView], now: datetime
+    ) -> None:
+        """The case's flag escalations (legal, safety) recorded on its entry, once per
+        case and kind, each to the least busy reachable person of its role (as
+        ``_target`` finds them, from the people read). A supervisor escalation depends
+        on the assignee's own supervisor: left to ``_escalate`` after the writes."""
+        for kind in plan.escalate:
+            role, reason = escalation.FLAG_ROUTES[kind]
+            event_id = derived_id(plan.case_id, "escalation", kind)
+            if role == "supervisor" or event_id in plan.doc.get("escalation_ids", []):
+                continue
+            people = [v for v in views.values() if role in v.roles or v.team == role]
+            target = escalation.choose_target(role, people, now)
+            update = escalation_update(plan.case_id, kind, target, reason, event_id, now)
+            plan.doc = applied(plan.doc, update)
+            plan.escalated.append(kind)
 
     @staticmethod
     def _queued(doc: Document) -> Document:
@@ -501,14 +539,15 @@ class Classified(Escalations, SpikeAlerts):
             plan.doc["outbox"] = {}
 
     async def _escalate_flags(self, plan: _Plan, now: datetime) -> None:
-        """Legal and safety flags: one escalation per case and kind (per case, rare)."""
-        if not plan.escalate:
-            return
+        """A supervisor escalation for a flag (per case, rare: its target depends on the
+        assignee's own supervisor), once per case and kind."""
         doc: Document = plan.doc
         escalated = False
         for kind in plan.escalate:
             role, reason = escalation.FLAG_ROUTES[kind]
             event_id = derived_id(plan.case_id, "escalation", kind)
+            if role != "supervisor" or event_id in doc.get("escalation_ids", []):
+                continue  # recorded with the poll's writes, or before
             stored = await self._escalate(doc, kind, role, reason, event_id, now)
             if stored is not None:
                 doc, escalated = stored, True

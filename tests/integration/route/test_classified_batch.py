@@ -323,3 +323,42 @@ async def test_claims_left_by_a_crash_before_the_assignments_are_reused(
             assert case_id in people[person_id]["open_cases"]
     finally:
         await store.close()
+
+
+async def test_flag_escalations_are_decided_with_the_poll(rsettings: RouteSettings) -> None:
+    listener = Commands()
+    router, published = await router_with(rsettings, listener)
+    store = router.store
+    try:
+        await seed_directory(store, REPO_ROOT / "services/route/seed/people.json")
+        poll = new_cases(10, "fl")
+        flags = {2: {"legal_threat": True}, 5: {"safety_threat": True}}
+        for i, flag in flags.items():
+            event = poll[i].payload.model_copy(
+                update={
+                    "classification": poll[i].payload.classification.model_copy(
+                        update={
+                            "flags": poll[i].payload.classification.flags.model_copy(update=flag)
+                        }
+                    )
+                }
+            )
+            poll[i] = record(event, i)
+        listener.counts.clear()
+        await router.handle_classified(poll)
+        assert sum(listener.counts.values()) == 12  # as without flags
+        kinds = {"fl-2": "legal_threat", "fl-5": "safety_threat"}
+        escalations = {envelope.derived_id(c, "escalation", k) for c, k in kinds.items()}
+        assert escalations <= set(published.ids)
+        cases = {d["_id"]: d async for d in store["cases"].find({"_id": {"$in": list(kinds)}})}
+        for case_id, kind in kinds.items():
+            (entry,) = cases[case_id]["escalations"]
+            assert entry["kind"] == kind and entry["to_person_id"]
+            assert cases[case_id]["status"] == "assigned"
+        published.ids.clear()
+        await router.handle_classified(list(reversed(poll)))  # redelivered
+        assert published.ids == []
+        doc = await store["queue"].find_one({"_id": "fl-5"})
+        assert doc is not None and len(doc["escalations"]) == 1
+    finally:
+        await store.close()
