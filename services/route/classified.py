@@ -144,13 +144,15 @@ class Classified(Escalations, SpikeAlerts):
                 or p.doc.get("rev") != p.read.get("rev")
             )
         ]
-        people, head, customers, cases = await asyncio.gather(
+        # The SLA checks are written with these reads: before the entries that set them.
+        people, head, customers, cases, _ = await asyncio.gather(
             self._people_holding(ids) if candidates or flagged else _nothing(),
             self._first_waiting(ids) if candidates else _nothing(),
             self._by_id(
                 CUSTOMERS, sorted({c for p in candidates if (c := p.doc.get("customer_id"))})
             ),
             self._by_id("cases", mirror_reads, {"route_rev": 1, "status": 1}),
+            self._sla_checks(plans),
         )
         views = {d["_id"]: PersonView.from_doc(d) for d in people}
         waiting_ahead = await self._choose(candidates, views, head, customers, now)
@@ -159,7 +161,7 @@ class Classified(Escalations, SpikeAlerts):
         for plan in flagged:
             self._escalate_in_memory(plan, views, now)
 
-        # 1. The events stored, leases on the cases to assign (SLA checks first).
+        # 1. The events stored, leases on the cases to assign.
         lease_until = now + timedelta(seconds=self.settings.route_lease_seconds)
         for plan in plans:
             if plan.choice is not None:
@@ -167,18 +169,6 @@ class Classified(Escalations, SpikeAlerts):
                 plan.doc = applied(plan.doc, {"$set": lease})
             elif plan.doc.get("state") == "waiting" and plan in candidates:
                 plan.doc = self._queued(plan.doc)
-        await bulk_write_retrying_duplicates(
-            self.store[DUE],
-            [
-                UpdateOne(
-                    {"_id": p.case_id},
-                    {"$set": {"stamp": uuid.uuid4().hex}, "$min": {"sla_at": p.sla_at}},
-                    upsert=True,
-                )
-                for p in plans
-                if p.sla_at is not None
-            ],
-        )
         conflicted, _ = await asyncio.gather(self._store_entries(plans), self._wait_entries(plans))
         # 2. The claims, then 3. the assignments.
         assigning = [p for p in plans if p.choice is not None and p.case_id not in conflicted]
@@ -391,6 +381,20 @@ class Classified(Escalations, SpikeAlerts):
             if plan.case_id not in conflicted:
                 plan.stored = plan.doc
         return conflicted
+
+    async def _sla_checks(self, plans: Sequence[_Plan]) -> None:
+        """Note in ``route_sla`` the next SLA check of every case the poll restarts, before
+        the entries that set it are written (see ``_sla_due``)."""
+        ops = [
+            UpdateOne(
+                {"_id": p.case_id},
+                {"$set": {"stamp": uuid.uuid4().hex}, "$min": {"sla_at": p.sla_at}},
+                upsert=True,
+            )
+            for p in plans
+            if p.sla_at is not None
+        ]
+        await bulk_write_retrying_duplicates(self.store[DUE], ops)
 
     async def _wait_entries(self, plans: Sequence[_Plan]) -> None:
         """Enter (or refresh) the poll's waiting cases in ``queue_waiting``, at the rev
