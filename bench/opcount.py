@@ -147,7 +147,10 @@ class Listener(monitoring.CommandListener):
 
 def route_as_before() -> None:
     """BENCH_ROUTE_BASELINE=1: route's case mirror and outbox flush as they were before the
-    bench's optimisations (commit 62e1ecd), for the before/after op counts."""
+    bench's optimisations (commit 62e1ecd), for the before/after op counts. Since
+    complaints.classified is handled a poll at a time (services/route/classified.py,
+    which mirrors and empties outboxes in bulk), this changes the other topics, the
+    drain and the sweeps only, and the per-case fallbacks of the poll handler."""
     from services.route import outbox, state
 
     FINAL = state.FINAL_CASE_STATUSES

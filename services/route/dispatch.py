@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -138,45 +138,8 @@ class Dispatch(Outbox):
             )
             await self._mark_queued(reset or current or leased)
             return None
-        seq = int(leased.get("seq", 0)) + 1
         person = choice.person
-        event_id = derived_id(leased["_id"], "assigned", str(seq))
-        enqueued = _utc(leased.get("enqueued_at") or now)
-        assignment = {
-            "person_id": person.person_id,
-            "name": person.name,
-            "team": person.team,
-            "email": person.email,
-            "reasons": choice.reasons,
-            "continuity": choice.continuity,
-            "assigned_at": now,
-            "seq": seq,
-            "event_id": event_id,
-            "waited_seconds": max(0.0, (now - enqueued).total_seconds()),
-        }
-        payload = self._assigned_event(leased, assignment)
-        update = {
-            "$set": {
-                "state": "assigned",
-                "person_id": person.person_id,
-                "assignment": assignment,
-                "seq": seq,
-                "lease_until": EPOCH,
-                f"outbox.{event_id}": outbox_entry(ASSIGNED, payload, leased["_id"]),
-            },
-            "$min": {"outbox_at": now},
-            "$inc": {"rev": 1},
-            "$addToSet": {"handled_by": person.person_id},
-            "$push": {
-                "history": {
-                    "seq": seq,
-                    "action": "assigned",
-                    "person_id": person.person_id,
-                    "team": person.team,
-                    "at": now,
-                }
-            },
-        }
+        update = self._assignment_update(leased, choice, now)
         marker = None if redelivered else await self._outbox_marker("queue", leased["_id"])
         done, _ = await self._cas(
             leased["_id"],
@@ -205,6 +168,49 @@ class Dispatch(Outbox):
         if unwait:
             await self._unwait(done["_id"], int(done.get("rev", 0)))
         return flushed or done, person_doc
+
+    def _assignment_update(self, doc: Document, choice: Choice, now: datetime) -> dict[str, Any]:
+        """The update that gives the waiting case ``doc`` to ``choice`` and stores its
+        CaseAssigned in the outbox (event id from the case and its assignment count)."""
+        seq = int(doc.get("seq", 0)) + 1
+        person = choice.person
+        event_id = derived_id(doc["_id"], "assigned", str(seq))
+        enqueued = _utc(doc.get("enqueued_at") or now)
+        assignment = {
+            "person_id": person.person_id,
+            "name": person.name,
+            "team": person.team,
+            "email": person.email,
+            "reasons": choice.reasons,
+            "continuity": choice.continuity,
+            "assigned_at": now,
+            "seq": seq,
+            "event_id": event_id,
+            "waited_seconds": max(0.0, (now - enqueued).total_seconds()),
+        }
+        payload = self._assigned_event(doc, assignment)
+        return {
+            "$set": {
+                "state": "assigned",
+                "person_id": person.person_id,
+                "assignment": assignment,
+                "seq": seq,
+                "lease_until": EPOCH,
+                f"outbox.{event_id}": outbox_entry(ASSIGNED, payload, doc["_id"]),
+            },
+            "$min": {"outbox_at": now},
+            "$inc": {"rev": 1},
+            "$addToSet": {"handled_by": person.person_id},
+            "$push": {
+                "history": {
+                    "seq": seq,
+                    "action": "assigned",
+                    "person_id": person.person_id,
+                    "team": person.team,
+                    "at": now,
+                }
+            },
+        }
 
     async def _claim(
         self, case_id: str, ranked: Sequence[Choice], *, maybe_held: bool = True

@@ -56,23 +56,7 @@ class Escalations(Handback):
         """Record and announce one escalation, once per event id; the stored case doc."""
         case_id = doc["_id"]
         target = await self._target(role, doc, now)
-        escalated = CaseEscalated(
-            case_id=case_id,
-            kind=kind,
-            to_role=target.to_role,
-            to_person_id=target.person.person_id if target.person else None,
-            reason=reason,
-            escalated_at=now,
-        )
-        update = {
-            "$set": {
-                f"outbox.{event_id}": outbox_entry(ESCALATED, escalated, case_id),
-                **(extra_set or {}),
-            },
-            "$min": {"outbox_at": now},
-            "$addToSet": {"escalation_ids": event_id},
-            "$push": {"escalations": _escalation_record(escalated, event_id)},
-        }
+        update = escalation_update(case_id, kind, target, reason, event_id, now, extra_set)
 
         def new_escalation(d: Document | None) -> dict[str, Any] | None:
             return None if d is not None and event_id in d.get("escalation_ids", []) else update
@@ -208,3 +192,33 @@ class Escalations(Handback):
             return None
         metrics.escalations.labels(action.kind).inc()
         return await self._flush("queue", stored)
+
+
+def escalation_update(
+    case_id: str,
+    kind: str,
+    target: escalation.Target,
+    reason: str,
+    event_id: str,
+    now: datetime,
+    extra_set: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The queue entry update that records escalation ``event_id`` and stores its
+    CaseEscalated in the outbox (guarded by the caller: once per event id)."""
+    escalated = CaseEscalated(
+        case_id=case_id,
+        kind=kind,
+        to_role=target.to_role,
+        to_person_id=target.person.person_id if target.person else None,
+        reason=reason,
+        escalated_at=now,
+    )
+    return {
+        "$set": {
+            f"outbox.{event_id}": outbox_entry(ESCALATED, escalated, case_id),
+            **(extra_set or {}),
+        },
+        "$min": {"outbox_at": now},
+        "$addToSet": {"escalation_ids": event_id},
+        "$push": {"escalations": _escalation_record(escalated, event_id)},
+    }

@@ -6,7 +6,8 @@
   the queue entry), the small indexes (waiting cases, SLA checks, outbox markers) and
   who handled each customer's cases;
 * ``outbox.py``: the outbox flush, the case mirror, the outbox sweep;
-* ``enqueue.py``: a classified event stored on its case's queue entry;
+* ``enqueue.py``: what a classified event does to its case's queue entry (pure);
+* ``classified.py``: complaints.classified, a poll at a time (enqueue, assign, mirror);
 * ``dispatch.py``: leases, claims, the drain, the gauges;
 * ``handback.py``: presence, hand-back to the queue;
 * ``reopen.py``: reopened cases queued again;
@@ -16,71 +17,43 @@
 * ``directory.py``: the people directory and its seeding.
 
 Each part is a base class of ``Router`` and builds only on the parts below it
-(state <- outbox <- dispatch <- handback <- escalations; reopen on dispatch; enqueue on
-state; digests and spike_alerts on outbox), so it calls only what it can see.
+(state <- outbox <- dispatch <- handback <- escalations <- classified, which also builds
+on spike_alerts; reopen on dispatch; digests and spike_alerts on outbox), so it calls
+only what it can see.
 
-Handlers publish through the outbox themselves and return no events to the scaffold.
+complaints.classified (one event per complaint) is handled a poll at a time
+(``handle_classified``); the other topics, rarer, still go a record at a time through
+the scaffold's ``each_record`` adapter. Handlers publish through the outbox themselves
+and return no events to the scaffold.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from shared.events.directory import PersonUpdated, PresenceChanged
 from shared.events.envelope import derived_id
 from shared.events.lifecycle import CaseActivity, CaseResolved
-from shared.events.pipeline import CaseEscalated, ComplaintClassified
+from shared.events.pipeline import CaseEscalated
 from shared.service import Incoming, Outgoing
 from shared.store import Document
 
 from . import escalation
 from .assignment import EPOCH
+from .classified import Classified
 from .digests import Digests
 from .directory import upsert_person
-from .enqueue import Enqueue
-from .escalations import Escalations
 from .reopen import Reopen
-from .spike_alerts import SpikeAlerts
 from .state import _utc
 
 log = logging.getLogger(__name__)
 
 
-class Router(Escalations, Reopen, Enqueue, Digests, SpikeAlerts):
+class Router(Classified, Reopen, Digests):
     """Route's handlers and background passes over one store."""
 
     # -- Kafka handlers -----------------------------------------------------------------
-
-    async def on_classified(self, incoming: Incoming) -> list[Outgoing]:
-        event: ComplaintClassified = incoming.payload
-        now = self.clock()
-        if event.case_is_new:
-            await self._count_for_spikes(event)
-        doc, fresh = await self._enqueue(event, incoming.event.id, now)
-        if doc is None:
-            return []
-        assigned = None
-        if doc.get("state") == "waiting":
-            # A case that waited before may have a waiting entry to drop once assigned.
-            assigned = await self._place(doc, unwait=not fresh)
-            if assigned is not None:
-                doc = assigned[0]  # as _assign left it: no need to read it again
-        flags = event.classification.flags.model_dump()
-        for kind in escalation.flag_escalations(flags):
-            role, reason = escalation.FLAG_ROUTES[kind]
-            doc = (
-                await self._escalate(
-                    doc, kind, role, reason, derived_id(event.case_id, "escalation", kind), now
-                )
-                or doc
-            )
-        # _assign's flush mirrored this very state a moment ago: mirroring it again would
-        # repeat the same idempotent case updates (bench: 3 of ~15 commands per complaint).
-        mirrored = assigned[0] if assigned is not None else None
-        await self._flush("queue", doc, mirror=not _same_mirror(doc, mirrored))
-        return []
 
     async def on_directory(self, incoming: Incoming) -> list[Outgoing]:
         person = incoming.payload.person if isinstance(incoming.payload, PersonUpdated) else None
@@ -182,13 +155,3 @@ class Router(Escalations, Reopen, Enqueue, Digests, SpikeAlerts):
         if doc.get("state") == "waiting":
             await self._place(doc)
         return []
-
-
-_MIRRORED_FIELDS = ("rev", "state", "assignment", "history", "escalations")
-
-
-def _same_mirror(doc: Mapping[str, Any], mirrored: Mapping[str, Any] | None) -> bool:
-    """True when ``doc`` shows nothing ``_project`` would write beyond ``mirrored``."""
-    return mirrored is not None and all(
-        doc.get(name) == mirrored.get(name) for name in _MIRRORED_FIELDS
-    )

@@ -36,16 +36,9 @@ class Outbox(RouteState):
         """
         cases = self.store["cases"]
         case_id = doc["_id"]
-        history: dict[str, Any] = {
-            "$addToSet": {
-                "assignment_history": {"$each": doc.get("history", [])},
-                "escalations": {"$each": doc.get("escalations", [])},
-            }
-        }
-        state, rev = doc.get("state"), int(doc.get("rev", 0))
-        status = {"assigned": "assigned", "waiting": "queued"}.get(state or "")
-        if status is None:
-            await cases.update_one({"_id": case_id}, history, upsert=True)
+        if mirror_status(doc) is None:
+            _, update = mirror_update(doc, None) or ({}, {})
+            await cases.update_one({"_id": case_id}, update, upsert=True)
             return
         # ``unmirrored``: route never mirrored this case (a new case assigned at once), so
         # it is as ingest left it, open: try that without reading it first (a miss reads
@@ -59,31 +52,17 @@ class Outbox(RouteState):
                 case, guess = guess, None
             else:
                 case = await cases.find_one({"_id": case_id}, {"route_rev": 1, "status": 1})
-            mirrored, current = (case or {}).get("route_rev"), (case or {}).get("status")
-            if mirrored is not None and int(mirrored) > rev:
-                # The case mirrors a newer rev: skipping this history is safe, as queue
-                # history and escalations are only ever pushed, so the newer state's lists
-                # hold these entries and its writer stored them with its rev.
+            planned = mirror_update(doc, case)
+            if planned is None:
                 return
-            update: dict[str, Any] = {**history, "$set": {"route_rev": rev}}
-            if state == "assigned" and doc.get("assignment"):
-                update["$set"]["assignment"] = doc["assignment"]
-                update["$min"] = {"stages.assigned_at": doc["assignment"]["assigned_at"]}
-            else:
-                update["$unset"] = {"assignment": ""}
-            if current not in FINAL_CASE_STATUSES:
-                update["$set"]["status"] = status
+            query, update = planned
             try:
-                result = await cases.update_one(
-                    {"_id": case_id, "route_rev": mirrored, "status": current},
-                    update,
-                    upsert=case is None,
-                )
+                result = await cases.update_one(query, update, upsert=case is None)
             except DuplicateKeyError:
                 continue  # the case was created meanwhile: read it again
             if result.matched_count or result.upserted_id is not None:
                 return
-        log.warning("case %s kept changing while route mirrored rev %d", case_id, rev)
+        log.warning("case %s kept changing while route mirrored rev %s", case_id, doc.get("rev"))
 
     async def _flush(
         self,
@@ -178,3 +157,42 @@ class Outbox(RouteState):
                 await self._flush("spikes", claimed)
                 flushed += 1
         return flushed
+
+
+def mirror_status(doc: Mapping[str, Any]) -> str | None:
+    """The case status route's state stands for (None: route says nothing of it)."""
+    return {"assigned": "assigned", "waiting": "queued"}.get(doc.get("state") or "")
+
+
+def mirror_update(
+    doc: Mapping[str, Any], case: Mapping[str, Any] | None
+) -> tuple[Document, Document] | None:
+    """(filter, update) mirroring queue entry ``doc`` onto its case as read (``case``:
+    its route_rev and status, None when there is none); None when the case already
+    mirrors a newer rev. The filter compares exactly what was read (keyed by the unique
+    index (_id, route_rev, status)), so a case changed since makes it miss."""
+    case_id = doc["_id"]
+    history: Document = {
+        "$addToSet": {
+            "assignment_history": {"$each": doc.get("history", [])},
+            "escalations": {"$each": doc.get("escalations", [])},
+        }
+    }
+    status, rev = mirror_status(doc), int(doc.get("rev", 0))
+    if status is None:
+        return {"_id": case_id}, history
+    mirrored, current = (case or {}).get("route_rev"), (case or {}).get("status")
+    if mirrored is not None and int(mirrored) > rev:
+        # The case mirrors a newer rev: skipping this history is safe, as queue history
+        # and escalations are only ever pushed, so the newer state's lists hold these
+        # entries and its writer stored them with its rev.
+        return None
+    update: Document = {**history, "$set": {"route_rev": rev}}
+    if doc.get("state") == "assigned" and doc.get("assignment"):
+        update["$set"]["assignment"] = doc["assignment"]
+        update["$min"] = {"stages.assigned_at": doc["assignment"]["assigned_at"]}
+    else:
+        update["$unset"] = {"assignment": ""}
+    if current not in FINAL_CASE_STATUSES:
+        update["$set"]["status"] = status
+    return {"_id": case_id, "route_rev": mirrored, "status": current}, update

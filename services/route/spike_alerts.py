@@ -4,20 +4,20 @@ spike against the baseline, raising its alert once (the statistics are in spikes
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from shared.events.catalogue import SPIKES
 from shared.events.envelope import derived_id
 from shared.events.lifecycle import SpikeAlert
 from shared.events.pipeline import ComplaintClassified
+from shared.store import bulk_write_retrying_duplicates
 
 from . import metrics, spikes
 from .outbox import Outbox
@@ -29,37 +29,39 @@ log = logging.getLogger(__name__)
 class SpikeAlerts(Outbox):
     """Counts cases for spikes and raises and ends spike alerts."""
 
-    async def _count_for_spikes(self, event: ComplaintClassified) -> None:
-        at = _utc(event.classified_at).timestamp()
-        bucket = self.windows.bucket_of(at)
-        expire_at = datetime.fromtimestamp(self.windows.expires(bucket), UTC)
-        values = {
-            "category": event.classification.category.value,
-            "product": event.product,
-            "region": event.region,
-        }
-        for dimension, value in values.items():
-            if not value:
-                continue
-            value = value.strip().lower()
-            # Keyed by _id; the set of case ids makes a redelivered event count once (the
-            # bucket's count is the size of that set).
-            for _ in range(2):  # a concurrent first insert of the bucket: add again
-                with contextlib.suppress(DuplicateKeyError):
-                    await self.store["spike_buckets"].update_one(
-                        {"_id": f"{dimension}|{value}|{bucket}"},
-                        {
-                            "$addToSet": {"cases": event.case_id},
-                            "$setOnInsert": {
-                                "dimension": dimension,
-                                "value": value,
-                                "bucket": bucket,
-                                "expire_at": expire_at,
-                            },
-                        },
-                        upsert=True,
-                    )
-                    break
+    async def _count_for_spikes(self, events: Sequence[ComplaintClassified]) -> None:
+        """Count new cases in their time buckets: one upsert per (dimension, value,
+        bucket) of the poll, in one unordered bulk write. Keyed by _id; the set of case
+        ids makes a redelivered event count once (a bucket's count is that set's size)."""
+        buckets: dict[str, tuple[dict[str, Any], set[str]]] = {}
+        for event in events:
+            at = _utc(event.classified_at).timestamp()
+            bucket = self.windows.bucket_of(at)
+            expire_at = datetime.fromtimestamp(self.windows.expires(bucket), UTC)
+            values = {
+                "category": event.classification.category.value,
+                "product": event.product,
+                "region": event.region,
+            }
+            for dimension, value in values.items():
+                if not value:
+                    continue
+                value = value.strip().lower()
+                key = f"{dimension}|{value}|{bucket}"
+                insert = {"dimension": dimension, "value": value, "bucket": bucket}
+                buckets.setdefault(key, ({**insert, "expire_at": expire_at}, set()))[1].add(
+                    event.case_id
+                )
+        ops = [
+            UpdateOne(
+                {"_id": key},
+                {"$addToSet": {"cases": {"$each": sorted(cases)}}, "$setOnInsert": insert},
+                upsert=True,
+            )
+            for key, (insert, cases) in buckets.items()
+        ]
+        # A concurrent first insert of a bucket fails on its _id: add to it again.
+        await bulk_write_retrying_duplicates(self.store["spike_buckets"], ops)
 
     async def detect_spikes(self, now: datetime | None = None) -> list[SpikeAlert]:
         now = now or self.clock()

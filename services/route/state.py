@@ -181,6 +181,21 @@ def _escalation_record(event: CaseEscalated, event_id: str) -> Document:
     }
 
 
+def remember_handlers_op(doc: Mapping[str, Any]) -> tuple[Document, Document] | None:
+    """(filter, upsert) recording under the case's customer who handled it."""
+    customer = doc.get("customer_id")
+    if not customer:
+        return None
+    key = f"cases.{_field_key(doc['_id'])}"
+    return {"_id": customer}, {
+        "$set": {
+            f"{key}.case_id": doc["_id"],
+            f"{key}.enqueued_at": doc.get("enqueued_at") or EPOCH,
+        },
+        "$addToSet": {f"{key}.handled_by": {"$each": list(doc.get("handled_by", []))}},
+    }
+
+
 class RouteState:
     """What a Router holds, and its keyed writes on route's own collections.
 
@@ -311,15 +326,21 @@ class RouteState:
     # -- customers: who handled their cases (continuity) ----------------------------
 
     async def _previous_handlers(self, doc: Document) -> tuple[str, ...]:
-        """People who handled this customer, most recent first (this case's own first).
+        """People who handled this customer, most recent first (this case's own first),
+        from the customer's ``route_customers`` entry (by _id)."""
+        customer = doc.get("customer_id")
+        known = await self.store[CUSTOMERS].find_one({"_id": customer}) if customer else None
+        return await self._handlers_from(doc, known)
 
-        From the customer's ``route_customers`` entry (by _id): their other cases, latest
-        enqueued first (20 of them), each case's handlers latest first.
-        """
+    async def _handlers_from(
+        self, doc: Mapping[str, Any], known: Mapping[str, Any] | None
+    ) -> tuple[str, ...]:
+        """``_previous_handlers`` from the customer's entry as read (``known``): their
+        other cases, latest enqueued first (20 of them), each case's handlers latest
+        first. An entry grown past the cases kept is trimmed."""
         ordered: list[str] = list(reversed(doc.get("handled_by", [])))
         customer = doc.get("customer_id")
         if customer:
-            known = await self.store[CUSTOMERS].find_one({"_id": customer})
             cases = [
                 c
                 for c in ((known or {}).get("cases") or {}).values()
@@ -335,21 +356,9 @@ class RouteState:
     async def _remember_handlers(self, doc: Mapping[str, Any]) -> None:
         """Record who handled this case under its customer (idempotent; runs in the flush
         of the assignment, so a crash before it is repeated by the outbox sweep)."""
-        customer = doc.get("customer_id")
-        if not customer:
-            return
-        key = f"cases.{_field_key(doc['_id'])}"
-        await self.store[CUSTOMERS].update_one(
-            {"_id": customer},
-            {
-                "$set": {
-                    f"{key}.case_id": doc["_id"],
-                    f"{key}.enqueued_at": doc.get("enqueued_at") or EPOCH,
-                },
-                "$addToSet": {f"{key}.handled_by": {"$each": list(doc.get("handled_by", []))}},
-            },
-            upsert=True,
-        )
+        op = remember_handlers_op(doc)
+        if op is not None:
+            await self.store[CUSTOMERS].update_one(*op, upsert=True)
 
     async def _forget_cases(self, customer: str, cases: Sequence[Mapping[str, Any]]) -> None:
         unset = {f"cases.{_field_key(c['case_id'])}": "" for c in cases if c.get("case_id")}

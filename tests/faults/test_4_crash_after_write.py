@@ -15,7 +15,7 @@ import pytest
 from .harness import Feeder, Pipeline, Watcher
 from .scenario import run_scenario
 
-STAGE = {"classify": "classified"}
+STAGE = {"classify": "classified", "route": "routed"}
 # The first poll with output: it holds whatever arrived while the process was swapped.
 # (A later poll may never come on a slow machine: the backlog fits in one or two polls.)
 CRASH_AFTER_POLLS = 1
