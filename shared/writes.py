@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
 from pymongo.errors import BulkWriteError
+from pymongo.results import BulkWriteResult
 
 DUPLICATE_KEY = 11000
 # A case changed by another writer between our read and our write is read and decided
@@ -26,24 +27,44 @@ K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
 
-async def guarded_bulk_write(collection: Any, writes: Sequence[tuple[K, Any]]) -> set[K]:
-    """One unordered bulk write of ``(key, operation)``; the keys whose guard failed.
-
-    Any error other than a duplicate key (and any write-concern error) is raised: that is
-    an outage or a bug, not a conflict, and the poll is retried or bisected for it.
-    """
-    if not writes:
-        return set()
+async def bulk_write_conflicts(
+    collection: Any, ops: Sequence[Any]
+) -> tuple[BulkWriteResult | None, set[int]]:
+    """One unordered bulk write of guarded updates: (its result, or None when some
+    failed; the indexes of the ops that failed on a duplicate key). A guarded upsert
+    whose guard no longer holds fails that way (it tries to insert an _id that exists):
+    a conflict for the caller to decide again. Any other error (and any write-concern
+    error) raises: that is an outage or a bug, and the poll is retried or bisected."""
+    if not ops:
+        return None, set()
     try:
-        await collection.bulk_write([operation for _, operation in writes], ordered=False)
+        return await collection.bulk_write(list(ops), ordered=False), set()
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors") or []
         if exc.details.get("writeConcernErrors") or any(
             e.get("code") != DUPLICATE_KEY for e in errors
         ):
             raise
-        return {writes[e["index"]][0] for e in errors}
-    return set()
+        return None, {int(e["index"]) for e in errors}
+
+
+async def guarded_bulk_write(collection: Any, writes: Sequence[tuple[K, Any]]) -> set[K]:
+    """``bulk_write_conflicts`` of ``(key, operation)`` pairs: the keys whose guard failed."""
+    _, failed = await bulk_write_conflicts(collection, [operation for _, operation in writes])
+    return {writes[i][0] for i in failed}
+
+
+async def bulk_write_retrying_duplicates(
+    collection: Any, ops: Sequence[Any], attempts: int = 2
+) -> None:
+    """An unordered bulk write of idempotent upserts; those that fail on a duplicate key
+    (two first inserts of one _id at once) are sent again, as they then update."""
+    for _ in range(attempts):
+        _, failed = await bulk_write_conflicts(collection, ops)
+        if not failed:
+            return
+        ops = [op for i, op in enumerate(ops) if i in failed]
+    raise RuntimeError(f"{collection.name}: {len(ops)} upserts kept failing on duplicate keys")
 
 
 async def in_conflict_rounds(

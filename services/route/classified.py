@@ -46,8 +46,9 @@ from shared.events.catalogue import ASSIGNED
 from shared.events.common import CaseStatus
 from shared.events.envelope import derived_id
 from shared.events.pipeline import ComplaintClassified
-from shared.store import Document, bulk_write_conflicts, bulk_write_retrying_duplicates
+from shared.store import Document
 from shared.updates import applied, difference
+from shared.writes import bulk_write_conflicts, bulk_write_retrying_duplicates
 
 from . import escalation, metrics
 from .assignment import EPOCH, Choice, PersonView, rank

@@ -17,7 +17,7 @@ from shared.events.catalogue import SPIKES
 from shared.events.envelope import derived_id
 from shared.events.lifecycle import SpikeAlert
 from shared.events.pipeline import ComplaintClassified
-from shared.store import bulk_write_retrying_duplicates
+from shared.writes import bulk_write_retrying_duplicates
 
 from . import metrics, spikes
 from .outbox import Outbox
