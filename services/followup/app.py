@@ -1,4 +1,5 @@
-"""The followup service: registrations only (the decisions live in handlers.py)."""
+"""The followup service: registrations only (the decisions live in progress.py, answers.py
+and firing.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from functools import partial
 from shared.events import catalogue
 from shared.service import Incoming, Outgoing, Service
 
-from . import handlers
-from .handlers import Followup
+from .answers import on_received
+from .context import Followup
 from .loop import run_timer_loop
+from .progress import on_activity, on_assigned, on_resolved
 from .settings import FollowupSettings
 from .timers import CLAIM_INDEXES, DONE_INDEXES, TIMER_INDEXES, TimerStore
 
@@ -30,10 +32,10 @@ def build_service(settings: FollowupSettings | None = None) -> Service:
     ) -> Callable[[Incoming], Awaitable[list[Outgoing]]]:
         return partial(fn, ctx)
 
-    service.consume(catalogue.ASSIGNED, bind(handlers.on_assigned))
-    service.consume(catalogue.ACTIVITY, bind(handlers.on_activity))
-    service.consume(catalogue.RESOLVED, bind(handlers.on_resolved))
-    service.consume(catalogue.RECEIVED, bind(handlers.on_received))
+    service.consume(catalogue.ASSIGNED, bind(on_assigned))
+    service.consume(catalogue.ACTIVITY, bind(on_activity))
+    service.consume(catalogue.RESOLVED, bind(on_resolved))
+    service.consume(catalogue.RECEIVED, bind(on_received))
     service.declare_publisher(catalogue.FOLLOWUP_REQUESTS)
     service.declare_publisher(catalogue.ESCALATED)
 

@@ -16,7 +16,8 @@ from shared.events.lifecycle import FollowupRequest
 from shared.service import OUTAGE_ERRORS, Outgoing
 
 from . import metrics
-from .handlers import Followup, fire
+from .context import Followup
+from .firing import fire
 from .timers import Timer
 
 log = logging.getLogger(__name__)
