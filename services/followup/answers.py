@@ -1,18 +1,27 @@
 """What the customer says after a resolution: survey answers (close or reopen the case)
-and public complaints while the case is watched (reopen it). The output event ids derive
-from the contact id, so a redelivered answer rebuilds the same events."""
+and public complaints while the case is watched (reopen it).
+
+A poll of ComplaintReceived is one unit: one ``$in`` read of ``resolved_cases`` for the
+customers who answered or complained in public, one ``$in`` read of the cases named or
+listed there, every contact decided in poll order against the cases as the contacts
+before it left them, one guarded write per case. The output event ids derive from the
+contact id, and a contact already recorded on its case (``followup.answer_contacts``,
+``followup.reopen_contacts``) rebuilds its events instead of deciding again, so a
+redelivered poll announces the same events and changes nothing.
+"""
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+from shared.batch import Handled, Incoming, Outgoing
 from shared.events import derived_id
 from shared.events.pipeline import ComplaintReceived
-from shared.service import Incoming, Outgoing
-from shared.store import Document
 
 from . import metrics
 from .casefields import assignee_of, cycle_of, followup_of, reach_of
@@ -23,28 +32,68 @@ from .context import (
     REOPENED,
     REOPENED_PUBLIC,
     RESOLVED,
-    CaseChanged,
     Followup,
 )
-from .lookups import recently_resolved, supervisor_of
+from .drafts import CaseDraft, CasePlan, read_drafts
+from .lookups import recently_resolved, resolved_lists
 from .measures import csat_score, raised_priority
 from .outputs import escalation, followup_request
-from .schedule import (
-    SATISFACTION_KINDS,
-)
+from .poll import Round, handle_poll
+from .schedule import SATISFACTION_KINDS, timer_id
 
 log = logging.getLogger(__name__)
 
 
-async def on_received(ctx: Followup, incoming: Incoming) -> list[Outgoing]:
+async def on_received(ctx: Followup, records: Sequence[Incoming]) -> Handled:
     """Survey answers, and public complaints from customers whose case is being watched."""
-    event: ComplaintReceived = incoming.payload
-    contact = event.contact
+    return await handle_poll(ctx, records, _decide)
+
+
+def _answer_or_complaint(incoming: Incoming) -> str | None:
+    contact = incoming.payload.contact
     if contact.survey is not None:
-        return await _survey_answer(ctx, event)
+        return "survey"
     if contact.public and contact.kind == "complaint":
-        return await _public_complaint(ctx, event)
-    return []
+        return "public"
+    return None
+
+
+class _Poll:
+    """The cases a poll's contacts may be about, as drafts, and each customer's list."""
+
+    def __init__(self, plans: dict[str, CasePlan], lists: Mapping[str, list[str]]) -> None:
+        self.plans = plans
+        self.drafts = {case_id: plan.draft for case_id, plan in plans.items()}
+        self.lists = lists
+
+    def recent(self, customer_id: str, matches: Any) -> list[CaseDraft]:
+        return recently_resolved(self.drafts, self.lists.get(customer_id, []), customer_id, matches)
+
+
+async def _decide(ctx: Followup, items: Sequence[tuple[int, Incoming]]) -> Round:
+    relevant = [(i, inc, kind) for i, inc in items if (kind := _answer_or_complaint(inc))]
+    decided = Round()
+    if not relevant:
+        return decided
+    lists = await resolved_lists(ctx, (inc.payload.customer_id for _, inc, _ in relevant))
+    wanted: list[str] = []
+    for _, inc, kind in relevant:
+        event: ComplaintReceived = inc.payload
+        if kind == "survey":
+            assert event.contact.survey is not None
+            wanted += [c for c in (event.contact.survey.case_id, event.case_id) if c]
+        wanted += lists.get(event.customer_id, [])
+    drafts = await read_drafts(ctx, wanted)
+    poll = _Poll({case_id: CasePlan(draft) for case_id, draft in drafts.items()}, lists)
+    for index, incoming, kind in relevant:
+        if kind == "survey":
+            _survey_answer(ctx, poll, decided, index, incoming.payload)
+        else:
+            _public_complaint(ctx, poll, decided, index, incoming.payload)
+    return decided
+
+
+# -- survey answers ------------------------------------------------------------------
 
 
 def _awaits_answer(case: Mapping[str, Any]) -> bool:
@@ -55,37 +104,46 @@ def _awaits_answer(case: Mapping[str, Any]) -> bool:
     )
 
 
-async def _survey_case(ctx: Followup, event: ComplaintReceived) -> Document | None:
+def _answered(case: Mapping[str, Any], contact_id: str) -> bool:
+    return contact_id in (followup_of(case).get("answer_contacts") or [])
+
+
+def _survey_case(ctx: Followup, poll: _Poll, event: ComplaintReceived) -> CaseDraft | None:
     """The case the answer is about: the one it names, else the customer's latest resolved."""
     contact = event.contact
     assert contact.survey is not None
     named = [cid for cid in (contact.survey.case_id, event.case_id) if cid]
     for case_id in dict.fromkeys(named):
-        case = await ctx.cases.find_one({"_id": case_id})
-        if case is not None and (
-            contact.contact_id in (followup_of(case).get("answer_contacts") or [])
-            or _awaits_answer(case)
+        draft = poll.drafts.get(case_id)
+        if draft is not None and (
+            _answered(draft.doc, contact.contact_id) or _awaits_answer(draft.doc)
         ):
-            return case
+            return draft
     oldest = contact.received_at - ctx.seconds(ctx.settings.followup_survey_match_seconds)
-    for case in await recently_resolved(ctx, event.customer_id, {}):
-        resolved_at = (case.get("stages") or {}).get("resolved_at")
+
+    def about(draft: CaseDraft) -> bool:
+        # An answer recorded already (the case may have been reopened by it since).
+        if _answered(draft.doc, contact.contact_id):
+            return True
+        resolved_at = draft.get("stages.resolved_at")
         recent = isinstance(resolved_at, datetime) and resolved_at >= oldest
-        if contact.contact_id in (followup_of(case).get("answer_contacts") or []) or (
-            recent and _awaits_answer(case)
-        ):
-            return case
-    return None
+        return draft.get("status") in AFTER_RESOLUTION and recent and _awaits_answer(draft.doc)
+
+    found = poll.recent(event.customer_id, about)
+    return found[0] if found else None
 
 
-async def _survey_answer(ctx: Followup, event: ComplaintReceived) -> list[Outgoing]:
+def _survey_answer(
+    ctx: Followup, poll: _Poll, decided: Round, index: int, event: ComplaintReceived
+) -> None:
     contact = event.contact
     survey = contact.survey
     assert survey is not None
-    case = await _survey_case(ctx, event)
-    if case is None:
-        return []  # not about a case we resolved: a (silent) complaint of its own
-    case_id = case["_id"]
+    draft = _survey_case(ctx, poll, event)
+    if draft is None:
+        return  # not about a case we resolved: a (silent) complaint of its own
+    plan = decided.plan(poll.plans, draft.case_id, index)
+    case = copy.deepcopy(draft.doc)  # as the answer found it: its events are built from it
     score = csat_score(survey.score, survey.scale_max, survey.kind)
     satisfied = score >= ctx.settings.followup_satisfied_threshold
     advocate = (
@@ -93,10 +151,57 @@ async def _survey_answer(ctx: Followup, event: ComplaintReceived) -> list[Outgoi
         and score >= ctx.settings.followup_advocate_score
         and reach_of(case, contact.reach) >= ctx.settings.followup_advocate_reach
     )
-    answered_before = contact.contact_id in (followup_of(case).get("answer_contacts") or [])
+    answered_before = _answered(case, contact.contact_id)
     if not answered_before:
-        cycle = cycle_of(case)
-        answer = {
+        _record_answer(plan, case, event, score, satisfied, advocate)
+    # Output (also rebuilt, with the same ids, when the answer was already recorded).
+    if satisfied:
+        kinds = ["thank_you", "advocacy"] if advocate else ["thank_you"]
+        for kind in kinds:
+            out = followup_request(
+                ctx, case, kind, derived_id(contact.contact_id, "followup", kind)
+            )
+            plan.emit(index, partial(_ready, out))
+            if not answered_before:
+                plan.counts.append(metrics.followups_sent.labels(kind).inc)
+        return
+    priority = raised_priority(case.get("priority") or followup_of(case).get("priority"))
+    assignee_id = assignee_of(case).get("person_id")
+    if assignee_id:
+        plan.people.add(str(assignee_id))
+
+    def build(supervisors: Mapping[str, str | None]) -> Outgoing:
+        return escalation(
+            ctx,
+            draft.case_id,
+            kind=DISSATISFIED,
+            to_role="supervisor",
+            to_person_id=supervisors.get(str(assignee_id)) if assignee_id else None,
+            reason=f"customer rated the resolution {score}/5; case reopened at priority "
+            f"{priority}, to be routed again",
+            event_id=derived_id(contact.contact_id, "followup", "dissatisfied"),
+            priority=priority,
+        )
+
+    plan.emit(index, build)
+
+
+def _record_answer(
+    plan: CasePlan,
+    case: Mapping[str, Any],
+    event: ComplaintReceived,
+    score: int,
+    satisfied: bool,
+    advocate: bool,
+) -> None:
+    contact = event.contact
+    survey = contact.survey
+    assert survey is not None
+    draft = plan.draft
+    cycle = cycle_of(case)
+    draft.set(
+        "satisfaction",
+        {
             "score": score,
             "raw_score": survey.score,
             "scale_max": survey.scale_max,
@@ -106,119 +211,85 @@ async def _survey_answer(ctx: Followup, event: ComplaintReceived) -> list[Outgoi
             "contact_id": contact.contact_id,
             "cycle": cycle,
             "outcome": "satisfied" if satisfied else "dissatisfied",
-        }
-        values: dict[str, Any] = {"satisfaction": answer, "measures.csat": score}
-        inc: dict[str, int] = {}
-        if satisfied:
-            values.update(
-                {
-                    "status": CLOSED,
-                    "followup.closed_reason": "satisfied",
-                    "followup.closed_at": contact.received_at,
-                }
-            )
-            if advocate:
-                values.update({"followup.advocate": True, "measures.advocate": True})
-        else:
-            values.update(_reopen_values(case, contact.received_at, "dissatisfied"))
-            inc = {"followup.cycle": 1, "measures.reopens": 1}
-        update: dict[str, Any] = {
-            "$set": values,
-            "$addToSet": {"followup.answer_contacts": contact.contact_id},
-        }
-        if inc:
-            update["$inc"] = inc
-        result = await ctx.cases.update_one(
-            {
-                "_id": case_id,
-                "status": case.get("status"),
-                "followup.answer_contacts": {"$ne": contact.contact_id},
-            },
-            update,
-        )
-        if not result.modified_count:
-            raise CaseChanged(f"case {case_id} changed while recording a survey answer")
-        metrics.csat_score.observe(score)
-        if not satisfied:
-            metrics.reopened_cases.labels("dissatisfied").inc()
-        await ctx.timers.cancel(case_id, list(SATISFACTION_KINDS))
-    # Output (also rebuilt, with the same ids, when the answer was already recorded).
+        },
+    )
+    draft.set("measures.csat", score)
+    draft.add_to("followup.answer_contacts", contact.contact_id)
     if satisfied:
-        out = [
-            followup_request(
-                ctx, case, "thank_you", derived_id(contact.contact_id, "followup", "thank_you")
-            )
-        ]
-        if advocate:
-            out.append(
-                followup_request(
-                    ctx, case, "advocacy", derived_id(contact.contact_id, "followup", "advocacy")
-                )
-            )
-        if not answered_before:
-            metrics.followups_sent.labels("thank_you").inc()
-            if advocate:
-                metrics.followups_sent.labels("advocacy").inc()
-        return out
-    priority = raised_priority(case.get("priority") or followup_of(case).get("priority"))
-    assignee_id = assignee_of(case).get("person_id")
-    return [
-        escalation(
-            ctx,
-            case_id,
-            kind=DISSATISFIED,
-            to_role="supervisor",
-            to_person_id=await supervisor_of(ctx, assignee_id),
-            reason=f"customer rated the resolution {score}/5; case reopened at priority "
-            f"{priority}, to be routed again",
-            event_id=derived_id(contact.contact_id, "followup", "dissatisfied"),
-            priority=priority,
+        draft.update(
+            {
+                "status": CLOSED,
+                "followup.closed_reason": "satisfied",
+                "followup.closed_at": contact.received_at,
+            }
         )
-    ]
+        if advocate:
+            draft.update({"followup.advocate": True, "measures.advocate": True})
+    else:
+        _reopen(draft, case, contact.received_at, "dissatisfied")
+        plan.counts.append(metrics.reopened_cases.labels("dissatisfied").inc)
+    plan.counts.append(partial(metrics.csat_score.observe, score))
+    plan.cancel.extend(timer_id(draft.case_id, kind, cycle) for kind in SATISFACTION_KINDS)
 
 
-def _reopen_values(case: Mapping[str, Any], at: datetime, reason: str) -> dict[str, Any]:
-    return {
-        "status": REOPENED,
-        "followup.reopened_at": at,
-        "followup.reopen_reason": reason,
-        "followup.reopen_priority": raised_priority(
-            case.get("priority") or followup_of(case).get("priority")
-        ),
-    }
+def _ready(out: Outgoing, supervisors: Mapping[str, str | None]) -> Outgoing:
+    return out
 
 
-async def _public_complaint(ctx: Followup, event: ComplaintReceived) -> list[Outgoing]:
+def _reopen(draft: CaseDraft, case: Mapping[str, Any], at: datetime, reason: str) -> None:
+    draft.update(
+        {
+            "status": REOPENED,
+            "followup.reopened_at": at,
+            "followup.reopen_reason": reason,
+            "followup.reopen_priority": raised_priority(
+                case.get("priority") or followup_of(case).get("priority")
+            ),
+            "followup.cycle": cycle_of(case) + 1,
+            "measures.reopens": int((case.get("measures") or {}).get("reopens") or 0) + 1,
+        }
+    )
+
+
+# -- public complaints ---------------------------------------------------------------
+
+
+def _public_complaint(
+    ctx: Followup, poll: _Poll, decided: Round, index: int, event: ComplaintReceived
+) -> None:
     """A new public complaint while the customer's resolved case is watched: reopen it."""
     contact = event.contact
-    watched = {"followup.watch_until": {"$gte": contact.received_at}}
-    for case in await recently_resolved(ctx, event.customer_id, watched):
+
+    def watched(draft: CaseDraft) -> bool:
+        if contact.contact_id in (followup_of(draft.doc).get("reopen_contacts") or []):
+            return True  # reopened by this very complaint (a redelivery)
+        until = draft.get("followup.watch_until")
+        return (
+            draft.get("status") in AFTER_RESOLUTION
+            and isinstance(until, datetime)
+            and until >= contact.received_at
+        )
+
+    for draft in poll.recent(event.customer_id, watched):
+        case = copy.deepcopy(draft.doc)
         followup = followup_of(case)
         if contact.contact_id in (followup.get("reopen_contacts") or []):
-            return [_public_escalation(ctx, case, event)]  # redelivered: same event again
-        resolved_at = (case.get("stages") or {}).get("resolved_at")
+            plan = decided.plan(poll.plans, draft.case_id, index)
+            plan.emit(index, partial(_ready, _public_escalation(ctx, case, event)))
+            return  # redelivered: the same event again
+        resolved_at = draft.get("stages.resolved_at")
         if isinstance(resolved_at, datetime) and contact.received_at <= resolved_at:
             continue  # a contact from before the resolution (a replay), not a new complaint
         if contact.channel.value not in (followup.get("watch_channels") or []):
             continue
-        result = await ctx.cases.update_one(
-            {
-                "_id": case["_id"],
-                "status": {"$in": list(AFTER_RESOLUTION)},
-                "followup.reopen_contacts": {"$ne": contact.contact_id},
-            },
-            {
-                "$set": _reopen_values(case, contact.received_at, "public_complaint"),
-                "$inc": {"followup.cycle": 1, "measures.reopens": 1},
-                "$addToSet": {"followup.reopen_contacts": contact.contact_id},
-            },
-        )
-        if not result.modified_count:
-            raise CaseChanged(f"case {case['_id']} changed while reopening it")
-        metrics.reopened_cases.labels("public_complaint").inc()
-        await ctx.timers.cancel(case["_id"], list(SATISFACTION_KINDS))
-        return [_public_escalation(ctx, case, event)]
-    return []
+        plan = decided.plan(poll.plans, draft.case_id, index)
+        _reopen(draft, case, contact.received_at, "public_complaint")
+        draft.add_to("followup.reopen_contacts", contact.contact_id)
+        plan.counts.append(metrics.reopened_cases.labels("public_complaint").inc)
+        cycle = cycle_of(case)
+        plan.cancel.extend(timer_id(draft.case_id, kind, cycle) for kind in SATISFACTION_KINDS)
+        plan.emit(index, partial(_ready, _public_escalation(ctx, case, event)))
+        return
 
 
 def _public_escalation(

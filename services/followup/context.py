@@ -38,10 +38,6 @@ DISSATISFIED = "dissatisfied"
 REOPENED_PUBLIC = "reopened"
 
 
-class CaseChanged(Exception):
-    """The case moved between our read and our guarded write: the scaffold retries."""
-
-
 @dataclass(slots=True)
 class Followup:
     """What every handler needs: settings, the store, the timers and a clock."""

@@ -1,10 +1,14 @@
 """Fired timers: interim updates, broken promises, the survey, its reminder and the
-close for no response. Safe to run again for the same timer (same output ids)."""
+close for no response. Safe to run again for the same timer (same output ids).
+
+Every case write here also bumps ``followup.rev`` (``drafts.REV``): a poll of followup's
+topics that read the case before this write then fails its guard and decides again,
+instead of overwriting what the timer did (a promise broken, a case closed)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,9 +19,9 @@ from shared.store import Document
 from . import metrics
 from .casefields import assignee_of, cycle_of, find_promise
 from .context import AFTER_RESOLUTION, CLOSED, PROMISE_BROKEN, RESOLVED, Followup
+from .drafts import REV
 from .lookups import supervisor_of
 from .outputs import escalation, followup_request
-from .progress import set_promise_state
 from .schedule import (
     CLOSE,
     INTERIM,
@@ -33,6 +37,29 @@ log = logging.getLogger(__name__)
 
 
 # -- fired timers --------------------------------------------------------------------
+
+
+async def set_promise_state(
+    ctx: Followup,
+    case_id: str,
+    index: int,
+    promise_id: str,
+    from_states: Sequence[str],
+    values: Mapping[str, Any],
+) -> bool:
+    # Promises are only appended, so an index stays valid; the id guard makes sure.
+    result = await ctx.cases.update_one(
+        {
+            "_id": case_id,
+            f"promises.{index}.promise_id": promise_id,
+            f"promises.{index}.state": {"$in": list(from_states)},
+        },
+        {
+            "$set": {f"promises.{index}.{name}": value for name, value in values.items()},
+            "$inc": {REV: 1},
+        },
+    )
+    return result.modified_count == 1
 
 
 async def fire(ctx: Followup, timer: Timer) -> list[Outgoing]:
@@ -68,6 +95,7 @@ async def _fire_interim(ctx: Followup, timer: Timer, case: Document) -> list[Out
         {
             "$addToSet": {"followup.interim_sent": timer.timer_id},
             "$set": {"followup.last_interim_at": now, "followup.next_update_at": next_at},
+            "$inc": {REV: 1},
         },
     )
     cycle = cycle_of(case)
@@ -158,7 +186,7 @@ async def _fire_survey(ctx: Followup, timer: Timer, case: Document) -> list[Outg
     else:
         kind, sent_field = "survey_reminder", "followup.reminder_sent_at"
         next_kind, delay = CLOSE, ctx.settings.followup_no_response_close_seconds
-    await ctx.cases.update_one({"_id": case["_id"]}, {"$set": {sent_field: now}})
+    await ctx.cases.update_one({"_id": case["_id"]}, {"$set": {sent_field: now}, "$inc": {REV: 1}})
     await ctx.timers.schedule(
         timer_id(case["_id"], next_kind, cycle),
         case["_id"],
@@ -182,6 +210,7 @@ async def _fire_close(ctx: Followup, timer: Timer, case: Document) -> None:
                 "followup.closed_at": now,
                 "satisfaction.outcome": "no_response",
                 "satisfaction.cycle": cycle_of(case),
-            }
+            },
+            "$inc": {REV: 1},
         },
     )

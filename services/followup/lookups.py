@@ -1,34 +1,21 @@
-"""The few reads followup makes beyond the case: supervisors, and a customer's recently
+"""The reads followup makes beyond the case: supervisors, and a customer's recently
 resolved cases (kept by ``_id`` in ``resolved_cases``)."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Mapping
-from typing import Any
-
-from pymongo.errors import DuplicateKeyError
-
-from shared.service import Rejected
-from shared.store import Document
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 
 from .context import AFTER_RESOLUTION, Followup
-
-log = logging.getLogger(__name__)
+from .drafts import CaseDraft
 
 # Per customer (``_id``), the ids of the cases most recently resolved: how a survey answer
 # or a public complaint finds the customer's resolved cases by ``_id`` (a query on
 # ``cases.customer_id`` reads every case on a server without secondary indexes).
 RESOLVED_BY_CUSTOMER = "resolved_cases"
 RECENT_RESOLVED = 32
-
-
-async def load_case(ctx: Followup, case_id: str) -> Document:
-    case = await ctx.cases.find_one({"_id": case_id})
-    if case is None:
-        raise Rejected("unknown_case", f"case {case_id} does not exist")
-    return case
+# Of those, the latest resolved a survey answer or a public complaint is matched against.
+MATCHED_RESOLVED = 5
 
 
 async def supervisor_of(ctx: Followup, person_id: str | None) -> str | None:
@@ -39,35 +26,41 @@ async def supervisor_of(ctx: Followup, person_id: str | None) -> str | None:
     return str(supervisor) if supervisor else None
 
 
-async def remember_resolved(ctx: Followup, customer_id: str, case_id: str) -> None:
-    """Add the case to the customer's recently resolved ones (idempotent)."""
-    with contextlib.suppress(DuplicateKeyError):  # listed already (the upsert found the doc)
-        await ctx.store[RESOLVED_BY_CUSTOMER].update_one(
-            {"_id": customer_id, "case_ids": {"$ne": case_id}},
-            {"$push": {"case_ids": {"$each": [case_id], "$slice": -RECENT_RESOLVED}}},
-            upsert=True,
-        )
+async def resolved_lists(ctx: Followup, customer_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Per customer, the ids of their recently resolved cases: one ``$in`` read."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    return {
+        doc["_id"]: [str(c) for c in doc.get("case_ids") or []]
+        async for doc in ctx.store[RESOLVED_BY_CUSTOMER].find({"_id": {"$in": ids}})
+    }
 
 
-async def recently_resolved(
-    ctx: Followup, customer_id: str, query: Mapping[str, Any]
-) -> list[Document]:
-    """The customer's resolved or closed cases matching ``query``, latest resolution first
-    (at most 5), read by ``_id`` through ``resolved_cases``."""
-    listed = await ctx.store[RESOLVED_BY_CUSTOMER].find_one({"_id": customer_id})
-    case_ids = (listed or {}).get("case_ids") or []
-    if not case_ids:
-        return []
-    cursor = (
-        ctx.cases.find(
-            {
-                "_id": {"$in": case_ids},
-                "customer_id": customer_id,
-                "status": {"$in": list(AFTER_RESOLUTION)},
-                **query,
-            }
-        )
-        .sort("stages.resolved_at", -1)
-        .limit(5)
-    )
-    return await cursor.to_list()
+def _resolved_at(draft: CaseDraft) -> datetime | None:
+    value = draft.get("stages.resolved_at")
+    return value if isinstance(value, datetime) else None
+
+
+def recently_resolved(
+    drafts: Mapping[str, CaseDraft],
+    listed: Iterable[str],
+    customer_id: str,
+    matches: Callable[[CaseDraft], bool] = lambda _: True,
+) -> list[CaseDraft]:
+    """The customer's listed cases, resolved or closed and matching, latest resolution
+    first (at most ``MATCHED_RESOLVED``), as this poll's drafts left them."""
+    found = [
+        draft
+        for case_id in dict.fromkeys(listed)
+        if (draft := drafts.get(case_id)) is not None
+        and draft.get("customer_id") == customer_id
+        and draft.get("status") in AFTER_RESOLUTION
+        and matches(draft)
+    ]
+
+    def latest(draft: CaseDraft) -> float:
+        at = _resolved_at(draft)
+        return at.timestamp() if at is not None else float("-inf")
+
+    return sorted(found, key=latest, reverse=True)[:MATCHED_RESOLVED]
