@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
-from .context import AFTER_RESOLUTION, Followup
+from .context import Followup
 from .drafts import CaseDraft
 
 # Per customer (``_id``), the ids of the cases most recently resolved: how a survey answer
@@ -48,14 +48,14 @@ def recently_resolved(
     customer_id: str,
     matches: Callable[[CaseDraft], bool] = lambda _: True,
 ) -> list[CaseDraft]:
-    """The customer's listed cases, resolved or closed and matching, latest resolution
-    first (at most ``MATCHED_RESOLVED``), as this poll's drafts left them."""
+    """The customer's listed cases that ``matches`` (which says what status it takes),
+    latest resolution first (at most ``MATCHED_RESOLVED``), as this poll's drafts left
+    them."""
     found = [
         draft
         for case_id in dict.fromkeys(listed)
         if (draft := drafts.get(case_id)) is not None
         and draft.get("customer_id") == customer_id
-        and draft.get("status") in AFTER_RESOLUTION
         and matches(draft)
     ]
 

@@ -224,9 +224,6 @@ def resolved(ctx: Followup, plan: CasePlan, incoming: Incoming, now: datetime) -
     draft = plan.draft
     case = draft.doc
     followup = followup_of(case)
-    customer_id = case.get("customer_id") or followup.get("customer_id")
-    if customer_id:  # listed before it is resolved: a lookup never misses a resolved case
-        plan.remember.append((str(customer_id), draft.case_id))
     cycle = cycle_of(case)
     # The cycle's first resolution: its survey timer was never asked for.
     first_time = False
@@ -235,8 +232,13 @@ def resolved(ctx: Followup, plan: CasePlan, incoming: Incoming, now: datetime) -
             # A closed case stays closed (a late or repeated resolution changes nothing).
             log.info("case %s is closed; resolution %s ignored", draft.case_id, incoming.event.id)
             return
+        customer_id = case.get("customer_id") or followup.get("customer_id")
+        if customer_id:  # listed before it is resolved: a lookup never misses a resolved case
+            plan.remember.append((str(customer_id), draft.case_id))
         first_time = followup.get("resolved_cycle") != cycle
         _resolve(ctx, plan, event, incoming.event.id, cycle)
+    elif followup.get("resolved_cycle") != cycle:
+        return  # redelivered after a reopening: its timers were this cycle's, long done
     # Stop the interim updates: the pending one is among this cycle's first ones.
     fired = len(followup.get("interim_sent") or [])
     plan.cancel.extend(timer_id(draft.case_id, INTERIM, cycle, seq) for seq in range(fired + 1))
