@@ -69,7 +69,9 @@ class Counted:
 async def counted(store: Store, settings: Settings) -> AsyncIterator[Counted]:
     # ``store`` drops this test's database afterwards.
     fsettings = FollowupSettings(**settings.model_dump())
-    await Store(fsettings, [TIMER_INDEXES, DONE_INDEXES, CLAIM_INDEXES]).connect()
+    indexed = Store(fsettings, [TIMER_INDEXES, DONE_INDEXES, CLAIM_INDEXES])
+    await indexed.connect()  # creates the timers' indexes
+    await indexed.close()
     commands = Commands()
     fstore = Store(fsettings)
     fstore._client = AsyncMongoClient(
