@@ -17,11 +17,18 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from services.followup import answers, progress
+from services.followup import answers, firing, progress
 from services.followup.context import Followup
+from services.followup.poll import apply
 from services.followup.schedule import PROMISE, timer_id
 from services.followup.settings import FollowupSettings
-from services.followup.timers import CLAIM_INDEXES, DONE_INDEXES, TIMER_INDEXES, TimerStore
+from services.followup.timers import (
+    CLAIM_INDEXES,
+    DONE_INDEXES,
+    TIMER_INDEXES,
+    Timer,
+    TimerStore,
+)
 from shared.batch import Handled, Incoming, Outgoing
 from shared.events import envelope
 from shared.events.catalogue import ACTIVITY, ASSIGNED, RECEIVED, RESOLVED, EventSpec
@@ -295,33 +302,62 @@ async def test_a_redelivered_poll_in_another_order_changes_nothing_twice(
         assert announced(again) == announced(first), poll.name
 
 
-async def test_two_writers_of_one_case_keep_both_effects(counted: Counted, store: Store) -> None:
+def promise_made(promise_id: str, offset: int) -> Incoming:
+    activity = CaseActivity(
+        case_id="x", kind="promise_made", at=NOW, promise_id=promise_id, promise_text="by friday"
+    )
+    return incoming(ACTIVITY, activity, offset)
+
+
+async def test_a_stale_writer_decides_again_instead_of_overwriting(
+    counted: Counted, store: Store
+) -> None:
     await seed(store, ["x"])
     ctx = counted.ctx
-    made = [
-        incoming(
-            ACTIVITY,
-            CaseActivity(
-                case_id="x",
-                kind="promise_made",
-                at=NOW,
-                promise_id=f"p{i}",
-                promise_text="by friday",
-            ),
-            i,
-        )
-        for i in range(2)
-    ]
-    # Both read the case before either writes (a stale consumer and the new owner, or two
-    # of followup's topics): the second write's guard fails, it re-reads and re-decides.
-    out = await asyncio.gather(
-        progress.on_activity(ctx, [made[0]]), progress.on_activity(ctx, [made[1]])
-    )
-    assert all(not handled.rejected for handled in out)
-    assert counted.commands.on["update", "cases"] == 3 and counted.commands.on["find", "cases"] == 3
+    # B reads the case; A (the new owner after a rebalance, or another of followup's
+    # topics) writes it; then B writes what it decided on the state it read.
+    stale = await progress.by_case(progress.activity)(ctx, [(0, promise_made("p1", 1))])
+    await progress.on_activity(ctx, [promise_made("p0", 0)])
+    outgoing: dict[int, list[Outgoing]] = {}
+    assert await apply(ctx, list(stale.plans.values()), outgoing) == {"x"}
+    case = await store["cases"].find_one({"_id": "x"})
+    assert case is not None and case["followup"]["promise_ids"] == ["p0"]  # B wrote nothing
+    assert await ctx.timers.get(timer_id("x", PROMISE, "p1")) is None  # nor its timer
+    # As the scaffold runs B's handler: its guard fails, it re-reads and decides again.
+    counted.commands.clear()
+    assert not (await progress.on_activity(ctx, [promise_made("p1", 1)])).rejected
     case = await store["cases"].find_one({"_id": "x"})
     assert case is not None and case["followup"]["rev"] == 2
-    assert sorted(p["promise_id"] for p in case["promises"]) == ["p0", "p1"]
-    assert sorted(case["followup"]["promise_ids"]) == ["p0", "p1"]
-    for promise_id in ("p0", "p1"):
-        assert await ctx.timers.get(timer_id("x", PROMISE, promise_id)) is not None
+    assert [p["promise_id"] for p in case["promises"]] == ["p0", "p1"]
+    assert await ctx.timers.get(timer_id("x", PROMISE, "p1")) is not None
+
+    # The timer loop is a writer too: a promise broken while a "kept" was being decided.
+    kept = incoming(
+        ACTIVITY, CaseActivity(case_id="x", kind="promise_kept", at=NOW, promise_id="p0"), 2
+    )
+    stale = await progress.by_case(progress.activity)(ctx, [(2, kept)])
+    timer = await ctx.timers.get(timer_id("x", PROMISE, "p0"))
+    assert timer is not None
+    assert len(await firing.fire(ctx, Timer.from_document(timer))) == 2  # broken: escalated
+    assert await apply(ctx, list(stale.plans.values()), outgoing) == {"x"}
+    await progress.on_activity(ctx, [kept])
+    case = await store["cases"].find_one({"_id": "x"})
+    assert case is not None
+    assert [p["state"] for p in case["promises"]] == ["kept_late", "open"]  # not "kept"
+
+
+async def test_concurrent_writers_of_one_case_keep_every_effect(
+    counted: Counted, store: Store
+) -> None:
+    await seed(store, ["x"])
+    ctx = counted.ctx
+    handled = await asyncio.gather(
+        *(progress.on_activity(ctx, [promise_made(f"p{i}", i)]) for i in range(4))
+    )
+    assert all(not h.rejected for h in handled)
+    case = await store["cases"].find_one({"_id": "x"})
+    assert case is not None and case["followup"]["rev"] == 4
+    assert sorted(p["promise_id"] for p in case["promises"]) == ["p0", "p1", "p2", "p3"]
+    assert sorted(case["followup"]["promise_ids"]) == ["p0", "p1", "p2", "p3"]
+    for i in range(4):
+        assert await ctx.timers.get(timer_id("x", PROMISE, f"p{i}")) is not None
