@@ -15,7 +15,10 @@ import pytest
 from .harness import Feeder, Pipeline, Watcher
 from .scenario import run_scenario
 
-STAGE = {"classify": "classified"}
+STAGE = {"classify": "classified", "followup": "followup"}
+# What counts as a poll: one with output (classify announces every contact), or any
+# topic's poll handled (followup's, planning follow-ups, announce nothing here).
+MODE = {"classify": "output", "followup": "handled"}
 CRASH_AFTER_POLLS = 3
 
 
@@ -26,7 +29,13 @@ async def test_kill9_between_bulk_write_and_commit_loses_and_duplicates_nothing(
     async def fault(pipeline: Pipeline, feeder: Feeder, watcher: Watcher) -> dict[str, Any]:
         # Swap the running process for one that dies after its third poll's writes.
         pipeline.terminate(service)
-        command = ("-m", "tests.faults.crash_after_write", service, str(CRASH_AFTER_POLLS))
+        command = (
+            "-m",
+            "tests.faults.crash_after_write",
+            service,
+            str(CRASH_AFTER_POLLS),
+            MODE[service],
+        )
         crashing = pipeline.start(service, command=command)
         started = time.monotonic()
         while crashing.alive:
