@@ -62,9 +62,23 @@ async def set_promise_state(
     return result.modified_count == 1
 
 
-async def fire(ctx: Followup, timer: Timer) -> list[Outgoing]:
-    """What a due timer does; safe to run again for the same timer (same output ids)."""
-    case = await ctx.cases.find_one({"_id": timer.case_id})
+async def read_cases(ctx: Followup, timers: Sequence[Timer]) -> dict[str, Document]:
+    """The cases of a round's timers: one ``$in`` read."""
+    ids = sorted({t.case_id for t in timers})
+    if not ids:
+        return {}
+    return {doc["_id"]: doc async for doc in ctx.cases.find({"_id": {"$in": ids}})}
+
+
+async def fire(
+    ctx: Followup, timer: Timer, cases: Mapping[str, Document] | None = None
+) -> list[Outgoing]:
+    """What a due timer does; safe to run again for the same timer (same output ids).
+    ``cases``: the round's cases as read (else the timer's case is read now)."""
+    if cases is None:
+        case = await ctx.cases.find_one({"_id": timer.case_id})
+    else:
+        case = cases.get(timer.case_id)
     if case is None:
         return []
     if timer.kind == INTERIM:

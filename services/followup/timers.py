@@ -19,7 +19,6 @@ States: pending -> firing -> done | cancelled | failed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -263,17 +262,25 @@ class TimerStore:
     async def complete(self, timer: Timer, owner: str, now: datetime) -> bool:
         """Record the timer done and drop it from ``timers``; False if the lease was lost
         (another replica re-fired it: it finishes it too)."""
-        await self._record(_document(timer), DONE, now)
-        result = await self.collection.delete_one(
-            {"_id": timer.timer_id, "state": FIRING, "owner": owner}
-        )
-        return result.deleted_count == 1
+        return timer.timer_id in await self.complete_many([timer], owner, now)
+
+    async def complete_many(self, timers: Sequence[Timer], owner: str, now: datetime) -> set[str]:
+        """``complete`` for a round's timers: one read of those still ours, one insert into
+        ``timers_done``, one delete. Returns the ids completed: not those whose lease was
+        lost (another replica re-fired them and completes them too)."""
+        if not timers:
+            return set()
+        guard = {"_id": {"$in": [t.timer_id for t in timers]}, "state": FIRING, "owner": owner}
+        ours = {d["_id"] async for d in self.collection.find(guard, {"_id": 1})}
+        await self._record_many([_document(t) for t in timers], DONE, now)
+        await self.collection.delete_many(guard)
+        return ours
 
     async def release(self, timer: Timer, owner: str, *, retry_at: datetime, give_up: bool) -> None:
         """After a failed firing: back to pending at ``retry_at``, or ``failed`` for good."""
         guard = {"_id": timer.timer_id, "state": FIRING, "owner": owner}
         if give_up:
-            await self._record(_document(timer), FAILED)
+            await self._record_many([_document(timer)], FAILED)
             if not (await self.collection.delete_one(guard)).deleted_count:
                 await self.done.delete_one({"_id": timer.timer_id, "state": FAILED})
             return
@@ -305,28 +312,23 @@ class TimerStore:
     async def cancel_one(self, timer_id: str) -> bool:
         return await self.cancel_many([timer_id]) == 1
 
-    async def _record_many(self, docs: Sequence[Document], state: str) -> None:
+    async def _record_many(
+        self, docs: Sequence[Document], state: str, at: datetime | None = None
+    ) -> None:
         """Finished timers in ``timers_done`` (those an earlier attempt wrote are kept)."""
-        at = utcnow()
+        at = at or utcnow()
         records = []
         for doc in docs:
             record = {k: v for k, v in doc.items() if k != "lease_until"}
             record.update(state=state, finished_at=at)
+            if state == DONE:
+                record["fired_at"] = at
             records.append(record)
         try:
             await self.done.insert_many(records, ordered=False)
         except BulkWriteError as exc:
             if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors") or []):
                 raise
-
-    async def _record(self, doc: Document, state: str, at: datetime | None = None) -> None:
-        """The finished timer in ``timers_done`` (kept if an earlier attempt wrote it)."""
-        record = {k: v for k, v in doc.items() if k != "lease_until"}
-        record.update(state=state, finished_at=at or utcnow())
-        if state == DONE:
-            record["fired_at"] = record["finished_at"]
-        with contextlib.suppress(DuplicateKeyError):
-            await self.done.insert_one(record)
 
     async def get(self, timer_id: str) -> Document | None:
         """The timer, live or finished."""

@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient, monitoring
 
 from services.followup import answers, firing, progress
 from services.followup.context import Followup
+from services.followup.loop import fire_due_timers
 from services.followup.poll import apply
 from services.followup.schedule import PROMISE, timer_id
 from services.followup.settings import FollowupSettings
@@ -361,3 +362,31 @@ async def test_concurrent_writers_of_one_case_keep_every_effect(
     assert sorted(case["followup"]["promise_ids"]) == ["p0", "p1", "p2", "p3"]
     for i in range(4):
         assert await ctx.timers.get(timer_id("x", PROMISE, f"p{i}")) is not None
+
+
+async def test_a_timer_round_reads_its_cases_and_completes_its_timers_at_once(
+    counted: Counted, store: Store
+) -> None:
+    cases = sorted(f"t{i}" for i in range(12))
+    await seed(store, cases)
+    ctx = counted.ctx
+    await progress.on_assigned(ctx, lifecycle(cases)[1].records)
+    await store["timers"].update_many({}, {"$set": {"due_at": NOW - timedelta(seconds=1)}})
+    published: list[Outgoing] = []
+
+    async def publish(outs: Sequence[Outgoing]) -> None:
+        published.extend(outs)
+
+    counted.commands.clear()
+    assert await fire_due_timers(ctx, publish, "replica-a") == len(cases)
+    on = counted.commands.on
+    # Claiming stays per timer (a unique insert arbitrates between replicas); reading the
+    # cases and finishing the timers is once per round.
+    assert on["find", "cases"] == 1
+    assert on["insert", "timers_done"] == 1 and on["delete", "timers"] == 1
+    # Due pending ones, lapsed leases (fewer due than a round takes), those still ours.
+    assert on["find", "timers"] == 3
+    assert sorted(o.payload.case_id for o in published) == cases
+    assert await store["timers_done"].count_documents({"state": "done"}) == len(cases)
+    # Each fired interim update planned the next one.
+    assert await store["timers"].count_documents({"state": "pending"}) == len(cases)
