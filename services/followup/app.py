@@ -1,19 +1,22 @@
-"""The followup service: registrations only (the decisions live in handlers.py)."""
+"""The followup service: registrations only (the decisions live in progress.py, answers.py
+and firing.py)."""
 
 from __future__ import annotations
 
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
+from shared.batch import BatchHandler, Handled, Incoming
 from shared.events import catalogue
-from shared.service import Incoming, Outgoing, Service
+from shared.service import Service
 
-from . import handlers
-from .handlers import Followup
+from .answers import on_received
+from .context import Followup
 from .loop import run_timer_loop
+from .progress import on_activity, on_assigned, on_resolved
 from .settings import FollowupSettings
 from .timers import CLAIM_INDEXES, DONE_INDEXES, TIMER_INDEXES, TimerStore
 
@@ -26,14 +29,15 @@ def build_service(settings: FollowupSettings | None = None) -> Service:
     ctx = Followup(settings=settings, store=service.store, timers=TimerStore(service.store))
 
     def bind(
-        fn: Callable[[Followup, Incoming], Awaitable[list[Outgoing]]],
-    ) -> Callable[[Incoming], Awaitable[list[Outgoing]]]:
+        fn: Callable[[Followup, Sequence[Incoming]], Awaitable[Handled]],
+    ) -> BatchHandler:
         return partial(fn, ctx)
 
-    service.consume(catalogue.ASSIGNED, bind(handlers.on_assigned))
-    service.consume(catalogue.ACTIVITY, bind(handlers.on_activity))
-    service.consume(catalogue.RESOLVED, bind(handlers.on_resolved))
-    service.consume(catalogue.RECEIVED, bind(handlers.on_received))
+    # Each topic's records of a poll go to its handler as one unit.
+    service.consume_batch(catalogue.ASSIGNED, bind(on_assigned))
+    service.consume_batch(catalogue.ACTIVITY, bind(on_activity))
+    service.consume_batch(catalogue.RESOLVED, bind(on_resolved))
+    service.consume_batch(catalogue.RECEIVED, bind(on_received))
     service.declare_publisher(catalogue.FOLLOWUP_REQUESTS)
     service.declare_publisher(catalogue.ESCALATED)
 

@@ -16,7 +16,8 @@ from shared.events.lifecycle import FollowupRequest
 from shared.service import OUTAGE_ERRORS, Outgoing
 
 from . import metrics
-from .handlers import Followup, fire
+from .context import Followup
+from .firing import fire, read_cases
 from .timers import Timer
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ async def fire_due_timers(ctx: Followup, publish: Publish, owner: str) -> int:
     claimed = await ctx.timers.claim_many(
         now, owner, settings.followup_lease_seconds, limit=settings.followup_timer_batch
     )
-    fired: list[tuple[Timer, list[Outgoing]]] = []
+    due: list[Timer] = []
     for timer in claimed:
         if timer.attempts > settings.followup_timer_max_attempts:
             log.error(
@@ -42,8 +43,17 @@ async def fire_due_timers(ctx: Followup, publish: Publish, owner: str) -> int:
             )
             await ctx.timers.release(timer, owner, retry_at=now, give_up=True)
             continue
+        due.append(timer)
+    # One read of the round's cases; a case's second timer of the round reads it again,
+    # so it sees what the first one wrote.
+    cases = await read_cases(ctx, due)
+    fired: list[tuple[Timer, list[Outgoing]]] = []
+    seen: set[str] = set()
+    for timer in due:
         try:
-            fired.append((timer, await fire(ctx, timer)))
+            fresh = timer.case_id in seen
+            seen.add(timer.case_id)
+            fired.append((timer, await fire(ctx, timer, None if fresh else cases)))
         except OUTAGE_ERRORS:
             raise  # the claimed timers come back after their lease
         except Exception:
@@ -53,9 +63,9 @@ async def fire_due_timers(ctx: Followup, publish: Publish, owner: str) -> int:
             )
             await ctx.timers.release(timer, owner, retry_at=retry_at, give_up=False)
     await publish([item for _, outs in fired for item in outs])
-    done_at = ctx.clock()
+    completed = await ctx.timers.complete_many([t for t, _ in fired], owner, ctx.clock())
     for timer, outs in fired:
-        if not await ctx.timers.complete(timer, owner, done_at):
+        if timer.timer_id not in completed:
             log.warning("timer %s: lease lost before completion (fired twice)", timer.timer_id)
         metrics.timers_fired.labels(timer.kind).inc()
         metrics.timer_fire_delay.observe(max(0.0, (now - timer.due_at).total_seconds()))

@@ -19,15 +19,15 @@ States: pending -> firing -> done | cancelled | failed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import IndexModel
+from pymongo import IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.events.envelope import utcnow
 from shared.store import Document, IndexSpec, Store
@@ -90,6 +90,22 @@ class Timer:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class TimerSpec:
+    """A timer to create unless it exists. ``first_time``: the caller knows it was never
+    asked for before, so it cannot have finished (no read of ``timers_done``)."""
+
+    timer_id: str
+    case_id: str
+    kind: str
+    due_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+    first_time: bool = False
+
+
+DUPLICATE_KEY = 11000
+
+
 class TimerStore:
     """Schedule, claim, complete and cancel durable timers."""
 
@@ -118,37 +134,62 @@ class TimerStore:
         *,
         first_time: bool = False,
     ) -> bool:
-        """Create the timer unless it exists (any state): True if this call created it.
-        ``first_time``: the caller knows the timer was never asked for before, so it cannot
-        have finished (skips the read of ``timers_done``)."""
-        try:
-            result = await self.collection.update_one(
-                {"_id": timer_id},
+        """Create the timer unless it exists (any state): True if this call created it."""
+        spec = TimerSpec(timer_id, case_id, kind, due_at, payload or {}, first_time)
+        return timer_id in await self.schedule_many([spec])
+
+    async def schedule_many(self, specs: Sequence[TimerSpec]) -> set[str]:
+        """``schedule`` for many timers: one bulk of upserts, then (for the new ones not
+        known to be first asked for) one read of ``timers_done``. Returns the ids created."""
+        unique: dict[str, TimerSpec] = {}
+        for spec in specs:
+            unique.setdefault(spec.timer_id, spec)  # asked twice: the first one counts
+        specs = list(unique.values())
+        if not specs:
+            return set()
+        ops = [
+            UpdateOne(
+                {"_id": s.timer_id},
                 {
                     "$setOnInsert": {
-                        "case_id": case_id,
-                        "kind": kind,
-                        "due_at": due_at,
-                        "payload": payload or {},
+                        "case_id": s.case_id,
+                        "kind": s.kind,
+                        "due_at": s.due_at,
+                        "payload": s.payload,
                         "state": PENDING,
                         "attempts": 0,
                     }
                 },
                 upsert=True,
             )
-        except DuplicateKeyError:
-            return False  # a concurrent upsert of the same id won: same timer
-        if result.upserted_id is None:
-            return False
-        if first_time:
-            return True
-        # New in ``timers``, but it may have finished already (a redelivered event asks
-        # again). A finished timer is recorded before it leaves ``timers``, so this check
-        # after our insert cannot miss one that finished before it.
-        if await self.done.find_one({"_id": timer_id}, {"_id": 1}) is not None:
-            await self.collection.delete_one({"_id": timer_id, "state": PENDING, "attempts": 0})
-            return False
-        return True
+            for s in specs
+        ]
+        try:
+            result = await self.collection.bulk_write(ops, ordered=False)
+            upserted = result.upserted_ids or {}
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if exc.details.get("writeConcernErrors") or any(
+                e.get("code") != DUPLICATE_KEY for e in errors
+            ):
+                raise
+            # A concurrent upsert of the same id won: same timer, not ours.
+            upserted = {u["index"]: u["_id"] for u in exc.details.get("upserted") or []}
+        created = {specs[i].timer_id for i in upserted}
+        # New in ``timers``, but maybe finished already (a redelivered event asks again):
+        # a finished timer is recorded before it leaves ``timers``, so this read after
+        # our insert cannot miss one.
+        unsure = [s.timer_id for s in specs if s.timer_id in created and not s.first_time]
+        if unsure:
+            finished = [
+                d["_id"] async for d in self.done.find({"_id": {"$in": unsure}}, {"_id": 1})
+            ]
+            if finished:
+                await self.collection.delete_many(
+                    {"_id": {"$in": finished}, "state": PENDING, "attempts": 0}
+                )
+                created.difference_update(finished)
+        return created
 
     async def claim_due(self, now: datetime, owner: str, lease_seconds: float) -> Timer | None:
         """Take one due timer for ``owner`` (the most overdue first); None when none is due."""
@@ -221,17 +262,25 @@ class TimerStore:
     async def complete(self, timer: Timer, owner: str, now: datetime) -> bool:
         """Record the timer done and drop it from ``timers``; False if the lease was lost
         (another replica re-fired it: it finishes it too)."""
-        await self._record(_document(timer), DONE, now)
-        result = await self.collection.delete_one(
-            {"_id": timer.timer_id, "state": FIRING, "owner": owner}
-        )
-        return result.deleted_count == 1
+        return timer.timer_id in await self.complete_many([timer], owner, now)
+
+    async def complete_many(self, timers: Sequence[Timer], owner: str, now: datetime) -> set[str]:
+        """``complete`` for a round's timers: one read of those still ours, one insert into
+        ``timers_done``, one delete. Returns the ids completed: not those whose lease was
+        lost (another replica re-fired them and completes them too)."""
+        if not timers:
+            return set()
+        guard = {"_id": {"$in": [t.timer_id for t in timers]}, "state": FIRING, "owner": owner}
+        ours = {d["_id"] async for d in self.collection.find(guard, {"_id": 1})}
+        await self._record_many([_document(t) for t in timers], DONE, now)
+        await self.collection.delete_many(guard)
+        return ours
 
     async def release(self, timer: Timer, owner: str, *, retry_at: datetime, give_up: bool) -> None:
         """After a failed firing: back to pending at ``retry_at``, or ``failed`` for good."""
         guard = {"_id": timer.timer_id, "state": FIRING, "owner": owner}
         if give_up:
-            await self._record(_document(timer), FAILED)
+            await self._record_many([_document(timer)], FAILED)
             if not (await self.collection.delete_one(guard)).deleted_count:
                 await self.done.delete_one({"_id": timer.timer_id, "state": FAILED})
             return
@@ -239,41 +288,47 @@ class TimerStore:
             guard, {"$set": {"state": PENDING, "due_at": retry_at}, "$unset": {"lease_until": ""}}
         )
 
-    async def cancel(self, case_id: str, kinds: list[str] | tuple[str, ...]) -> int:
-        """Cancel the case's pending timers of these kinds (a firing one finishes)."""
-        docs = await self.collection.find(
-            {"case_id": case_id, "kind": {"$in": list(kinds)}, "state": PENDING}
-        ).to_list()
-        return await self._cancel(docs)
-
-    async def cancel_one(self, timer_id: str) -> bool:
-        doc = await self.collection.find_one({"_id": timer_id, "state": PENDING})
-        return await self._cancel([doc] if doc is not None else []) == 1
-
-    async def _cancel(self, docs: list[Document]) -> int:
+    async def cancel_many(self, timer_ids: Iterable[str]) -> int:
+        """Cancel those of these timers that are pending (a firing one finishes): one read,
+        then one insert into ``timers_done`` and one delete for all of them."""
+        ids = list(dict.fromkeys(timer_ids))
+        if not ids:
+            return 0
+        docs = await self.collection.find({"_id": {"$in": ids}, "state": PENDING}).to_list()
         if not docs:
             return 0
-        ids = [d["_id"] for d in docs]
-        for doc in docs:
-            await self._record(doc, CANCELLED)
-        result = await self.collection.delete_many({"_id": {"$in": ids}, "state": PENDING})
-        if result.deleted_count < len(ids):
+        found = [d["_id"] for d in docs]
+        await self._record_many(docs, CANCELLED)
+        result = await self.collection.delete_many({"_id": {"$in": found}, "state": PENDING})
+        if result.deleted_count < len(found):
             # Claimed meanwhile: those fire and finish as done, not cancelled.
-            live = await self.collection.find({"_id": {"$in": ids}}, {"_id": 1}).to_list()
+            live = await self.collection.find({"_id": {"$in": found}}, {"_id": 1}).to_list()
             if live:
                 await self.done.delete_many(
                     {"_id": {"$in": [d["_id"] for d in live]}, "state": CANCELLED}
                 )
-        return result.deleted_count
+        return int(result.deleted_count)
 
-    async def _record(self, doc: Document, state: str, at: datetime | None = None) -> None:
-        """The finished timer in ``timers_done`` (kept if an earlier attempt wrote it)."""
-        record = {k: v for k, v in doc.items() if k != "lease_until"}
-        record.update(state=state, finished_at=at or utcnow())
-        if state == DONE:
-            record["fired_at"] = record["finished_at"]
-        with contextlib.suppress(DuplicateKeyError):
-            await self.done.insert_one(record)
+    async def cancel_one(self, timer_id: str) -> bool:
+        return await self.cancel_many([timer_id]) == 1
+
+    async def _record_many(
+        self, docs: Sequence[Document], state: str, at: datetime | None = None
+    ) -> None:
+        """Finished timers in ``timers_done`` (those an earlier attempt wrote are kept)."""
+        at = at or utcnow()
+        records = []
+        for doc in docs:
+            record = {k: v for k, v in doc.items() if k != "lease_until"}
+            record.update(state=state, finished_at=at)
+            if state == DONE:
+                record["fired_at"] = at
+            records.append(record)
+        try:
+            await self.done.insert_many(records, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors") or []):
+                raise
 
     async def get(self, timer_id: str) -> Document | None:
         """The timer, live or finished."""

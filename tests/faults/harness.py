@@ -110,7 +110,7 @@ class Pipeline:
         self,
         scenario: str,
         *,
-        base_port: int = 8400,
+        base_port: int | None = None,
         mongodb_url: str | None = None,
         extra_env: dict[str, str] | None = None,
         servers: dict[str, str] | None = None,
@@ -119,7 +119,8 @@ class Pipeline:
         MongoDB for everything (``kafka_bootstrap_servers``, ``mongodb_url``)."""
         self.scenario = scenario
         self.settings = isolated_settings(**(servers or {}))
-        self.base_port = base_port
+        # AMENDS_FAULTS_BASE_PORT: another range, so two runs on one host do not collide.
+        self.base_port = base_port or int(os.environ.get("AMENDS_FAULTS_BASE_PORT", "8400"))
         self.log_dir = LOG_ROOT / f"{scenario}-{self.settings.consumer_group_prefix}"
         self.env = {
             **os.environ,

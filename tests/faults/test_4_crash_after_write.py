@@ -15,8 +15,11 @@ import pytest
 from .harness import Feeder, Pipeline, Watcher
 from .scenario import run_scenario
 
-STAGE = {"classify": "classified", "route": "routed"}
-# The first poll with output: it holds whatever arrived while the process was swapped.
+STAGE = {"classify": "classified", "route": "routed", "followup": "followup"}
+# What counts as a poll: one with output (classify and route announce every case), or
+# any topic's poll handled (followup's, planning follow-ups, announce nothing here).
+MODE = {"classify": "output", "route": "output", "followup": "handled"}
+# The first such poll: it holds whatever arrived while the process was swapped.
 # (A later poll may never come on a slow machine: the backlog fits in one or two polls.)
 CRASH_AFTER_POLLS = 1
 
@@ -28,7 +31,13 @@ async def test_kill9_between_bulk_write_and_commit_loses_and_duplicates_nothing(
     async def fault(pipeline: Pipeline, feeder: Feeder, watcher: Watcher) -> dict[str, Any]:
         # Swap the running process for one that dies after its first poll's writes.
         pipeline.terminate(service)
-        command = ("-m", "tests.faults.crash_after_write", service, str(CRASH_AFTER_POLLS))
+        command = (
+            "-m",
+            "tests.faults.crash_after_write",
+            service,
+            str(CRASH_AFTER_POLLS),
+            MODE[service],
+        )
         crashing = pipeline.start(service, command=command)
         started = time.monotonic()
         while crashing.alive:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from services.followup import handlers
-from services.followup.handlers import Followup
+from services.followup import answers, firing, progress
+from services.followup.context import Followup
 from services.followup.loop import fire_due_timers
 from services.followup.schedule import INTERIM, PROMISE, timer_id
 from services.followup.settings import FollowupSettings
@@ -21,7 +21,7 @@ from shared.events import envelope
 from shared.events.catalogue import ACTIVITY, ASSIGNED, RECEIVED, RESOLVED
 from shared.events.complaint import SurveyAnswer
 from shared.events.lifecycle import CaseActivity, CaseResolved
-from shared.service import Incoming, Outgoing, Rejected
+from shared.service import Incoming, Outgoing
 from shared.settings import Settings
 from shared.store import Store
 from tests.integration.followup.conftest import assigned, now, received, seed_case
@@ -52,22 +52,29 @@ def ids(outs: Sequence[Outgoing]) -> list[str]:
     return [o.event_id for o in outs]
 
 
-async def test_unknown_case_is_rejected(ctx: Followup) -> None:
-    with pytest.raises(Rejected):
-        await handlers.on_assigned(ctx, incoming(ASSIGNED, assigned("nope", "x", resolution_in=9)))
+async def test_an_unknown_case_is_rejected_alone(ctx: Followup) -> None:
+    await seed_case(ctx.store, "c0", customer_id="cu0")
+    unknown = incoming(ASSIGNED, assigned("nope", "x", resolution_in=9))
+    known = incoming(ASSIGNED, assigned("c0", "cu0", resolution_in=9))
+    handled = await progress.on_assigned(ctx, [unknown, known])
+    assert [(r.payload.case_id, reason.reason) for r, reason in handled.rejected] == [
+        ("nope", "unknown_case")
+    ]
+    doc = await ctx.store["cases"].find_one({"_id": "c0"})
+    assert doc is not None and doc["followup"]["scheduled"] is True
 
 
 async def test_redelivered_events_change_nothing_twice(ctx: Followup) -> None:
     await seed_case(ctx.store, "c1", customer_id="cu1")
     assign = incoming(ASSIGNED, assigned("c1", "cu1", resolution_in=3600))
     for _ in range(2):
-        assert await handlers.on_assigned(ctx, assign) == []
+        assert (await progress.on_assigned(ctx, [assign])).outgoing == []
     promise = incoming(
         ACTIVITY,
         CaseActivity(case_id="c1", kind="promise_made", at=now(), promise_text="call tomorrow"),
     )
     for _ in range(2):
-        await handlers.on_activity(ctx, promise)
+        await progress.on_activity(ctx, [promise])
     doc = await ctx.store["cases"].find_one({"_id": "c1"})
     assert doc is not None and len(doc["promises"]) == 1
     promise_id = doc["promises"][0]["promise_id"]
@@ -76,7 +83,7 @@ async def test_redelivered_events_change_nothing_twice(ctx: Followup) -> None:
     assert await ctx.timers.get(timer_id("c1", PROMISE, promise_id)) is not None
     resolved = incoming(RESOLVED, CaseResolved(case_id="c1", resolved_at=now()))
     for _ in range(2):
-        await handlers.on_resolved(ctx, resolved)
+        await progress.on_resolved(ctx, [resolved])
     assert await ctx.store["timers"].count_documents({"case_id": "c1", "kind": "survey"}) == 1
     # The interim timer is cancelled by the resolution.
     interim = await ctx.timers.get(timer_id("c1", INTERIM, 0, 0))
@@ -85,8 +92,8 @@ async def test_redelivered_events_change_nothing_twice(ctx: Followup) -> None:
         RECEIVED,
         received("c1", "cu1", survey=SurveyAnswer(kind="csat", score=1, scale_max=5)),
     )
-    first = await handlers.on_received(ctx, answer)
-    again = await handlers.on_received(ctx, answer)
+    first = (await answers.on_received(ctx, [answer])).outgoing
+    again = (await answers.on_received(ctx, [answer])).outgoing
     assert ids(first) == ids(again) and len(first) == 1  # same escalation id, rebuilt
     doc = await ctx.store["cases"].find_one({"_id": "c1"})
     assert doc is not None
@@ -98,7 +105,7 @@ async def test_a_crash_between_publishing_and_done_refires_with_the_same_ids(
     ctx: Followup,
 ) -> None:
     await seed_case(ctx.store, "c2", customer_id="cu2")
-    await handlers.on_assigned(ctx, incoming(ASSIGNED, assigned("c2", "cu2", resolution_in=3600)))
+    await progress.on_assigned(ctx, [incoming(ASSIGNED, assigned("c2", "cu2", resolution_in=3600))])
     tid = timer_id("c2", INTERIM, 0, 0)
     await ctx.store["timers"].update_one({"_id": tid}, {"$set": {"due_at": now()}})
     published: list[list[str]] = []
@@ -127,11 +134,11 @@ async def test_a_crash_between_publishing_and_done_refires_with_the_same_ids(
 
 async def test_a_timer_does_nothing_once_its_case_moved_on(ctx: Followup) -> None:
     await seed_case(ctx.store, "c3", customer_id="cu3")
-    await handlers.on_assigned(ctx, incoming(ASSIGNED, assigned("c3", "cu3", resolution_in=3600)))
+    await progress.on_assigned(ctx, [incoming(ASSIGNED, assigned("c3", "cu3", resolution_in=3600))])
     await ctx.store["cases"].update_one({"_id": "c3"}, {"$set": {"status": "resolved"}})
     timer = await ctx.timers.get(timer_id("c3", INTERIM, 0, 0))
     assert timer is not None
-    assert await handlers.fire(ctx, Timer.from_document(timer)) == []
+    assert await firing.fire(ctx, Timer.from_document(timer)) == []
 
 
 async def test_finished_timers_leave_the_polled_collection_and_stay_finished(
