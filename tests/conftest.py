@@ -11,6 +11,7 @@ import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.settings import Settings
 from shared.store import Store
-from tests.support import isolated_settings
+from tests.support import ISSUED_TOPIC_PREFIXES, isolated_settings
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,8 +38,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-async def servers_up() -> None:
-    """Fail fast with the fix when Kafka or MongoDB is not reachable."""
+async def servers_up() -> AsyncIterator[None]:
+    """Fail fast with the fix when Kafka or MongoDB is not reachable; when the session
+    ends, delete the topics its tests created (see ISSUED_TOPIC_PREFIXES)."""
     base = Settings()
     admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
     try:
@@ -60,6 +62,22 @@ async def servers_up() -> None:
         )
     finally:
         await store.close()
+    yield
+    await delete_session_topics(base)
+
+
+async def delete_session_topics(base: Settings) -> None:
+    """Best effort: a cleanup failure must never fail the run it follows."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
+    with suppress(Exception):
+        await asyncio.wait_for(admin.start(), timeout=10)
+        try:
+            prefixes = tuple(ISSUED_TOPIC_PREFIXES)
+            ours = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+            for start in range(0, len(ours), 500):
+                await admin.delete_topics(ours[start : start + 500], timeout_ms=60_000)
+        finally:
+            await admin.close()
 
 
 @pytest.fixture

@@ -43,9 +43,16 @@ def complaint_received(case_id: str, text: str, *, at: datetime | None = None) -
     )
 
 
+# Topic prefixes handed out in this process: tests/conftest.py deletes their topics when
+# the session ends (each test's topics are its own; left behind, a few thousand test runs
+# give the shared local broker more partitions than it has file descriptors).
+ISSUED_TOPIC_PREFIXES: set[str] = set()
+
+
 def isolated_settings(**overrides: Any) -> Settings:
     """Settings with a topic prefix and database of their own: tests never collide."""
     tag = uuid.uuid4().hex[:10]
+    ISSUED_TOPIC_PREFIXES.add(f"t{tag}.")
     values: dict[str, Any] = {
         "topic_prefix": f"t{tag}.",
         "mongodb_database": f"amends_test_{tag}",
