@@ -17,7 +17,7 @@ INDEXES = (
     # Real MongoDB uses these (``amends case``, ad-hoc queries); ingest's own lookups go by
     # ``_id`` (customers, cases), which every MongoDB-protocol server indexes.
     IndexSpec("cases", (IndexModel([("contact_ids", 1)], name="contact_ids"),)),
-    IndexSpec(INTAKE_LOG, (IndexModel([("case_id", 1)], name="case_id"),)),
+    IndexSpec(INTAKE_LOG, (IndexModel([("ids", 1)], name="ids"),)),
     IndexSpec(PRAISE, (IndexModel([("customer_id", 1)], name="customer_id"),)),
     IndexSpec("customer_identities", (IndexModel([("customer_id", 1)], name="customer_id"),)),
 )

@@ -32,6 +32,7 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
+from shared import intake_log
 from shared.batch import Handled, Incoming, Outgoing, Rejected, group_by
 from shared.events import catalogue
 from shared.events.complaint import Contact, RawRef
@@ -62,7 +63,7 @@ from .settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
-INTAKE_LOG = "intake_log"
+INTAKE_LOG = intake_log.COLLECTION
 PRAISE = "praise"
 
 # A conflict (another writer of the same customer or case between our read and our
@@ -356,30 +357,31 @@ def _count(item: _Item, decision: Decision) -> None:
 
 
 async def _log(store: Store, items: Sequence[_Item], now: datetime) -> None:
-    """Each record's outcome (accounting for ``amends run``, the bench and the fault
-    harness), inserted once: a redelivery finds its entry and leaves it."""
+    """Each record's outcome, one ``intake_log`` document for the poll (``shared.intake_log``)."""
     if not items:
         return
-    ops = []
+    entries = []
     for item in items:
         contact, decision = item.contact, item.decision
-        fields: Document = {"outcome": _outcome(decision), "logged_at": now}
+        entry: Document = {"_id": item.incoming.event.id, "outcome": _outcome(decision)}
         if contact is None:
             metrics.complaints_received.labels("none", "und", "ignored").inc()
             source = item.incoming.event.extensions.get("sourceformat")
-            fields.update({"source": source} if source else {})
+            entry.update({"source": source} if source else {})
         else:
             case_id = getattr(decision, "case_id", None)
-            fields.update(
+            entry.update(
                 contact_id=contact.contact_id,
                 channel=contact.channel.value,
                 source=contact.source,
             )
             if case_id:
-                fields["case_id"] = case_id
+                entry["case_id"] = case_id
             if not isinstance(decision, Duplicate):
-                fields["customer_id"] = item.customer_id
-        ops.append(
-            UpdateOne({"_id": item.incoming.event.id}, {"$setOnInsert": fields}, upsert=True)
-        )
-    await store[INTAKE_LOG].bulk_write(ops, ordered=False)
+                entry["customer_id"] = item.customer_id
+        entries.append(entry)
+    keys = [f"{i.incoming.topic}:{i.incoming.partition}:{i.incoming.offset}" for i in items]
+    keys += [i.incoming.event.id for i in items]
+    await store[intake_log.COLLECTION].bulk_write(
+        [intake_log.poll_document(keys, entries, now)], ordered=False
+    )
