@@ -300,7 +300,13 @@ class Attacher:
                 and _aware(last) >= received - self.window
             ):
                 view = self.cases.get(case_id)
-                placed = self._into(view, state, contact) if view is not None else None
+                if view is None:
+                    # Named but not stored: its writer is between the customer's write and
+                    # the case's (or died there; its records, redelivered, will join it).
+                    # Open it: whichever insert comes second conflicts and merges.
+                    pointer["last_contact_at"] = max(_aware(last), received)
+                    return self._open(case_id, state, contact)
+                placed = self._into(view, state, contact)
                 if placed is not None:
                     pointer["last_contact_at"] = max(_aware(last), received)
                     return placed

@@ -7,6 +7,7 @@ duplicate is dropped, an unreadable record is rejected with its reason."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from shared.batch import Handled, Incoming
 from shared.events.envelope import CloudEvent
 from shared.settings import Settings
 from shared.store import Store
+from tests.unit.ingest.fixtures import fixture
 
 WRITES = ("find", "update", "insert", "delete", "aggregate", "findAndModify")
 
@@ -280,3 +282,94 @@ async def test_a_reply_joins_its_thread_and_a_duplicate_is_dropped(
     # A redelivery of the reply returns the same event.
     (again,) = (await handle(store, settings, [reply])).outgoing
     assert again.event_id == joined.event_id and again.payload == joined.payload
+
+
+class HeldCustomerWrites(Store):
+    """The real store, except that the first customers bulk write waits for ``go``: a
+    consumer that read a customer and is slow to write (stale after a rebalance)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.reached, self.go = asyncio.Event(), asyncio.Event()
+
+    def __getitem__(self, name: str) -> Any:
+        collection = super().__getitem__(name)
+        if name != "customers" or self.go.is_set():
+            return collection
+        held = self
+
+        class Held:
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(collection, attr)
+
+            async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
+                held.reached.set()
+                await held.go.wait()
+                return await collection.bulk_write(*args, **kwargs)
+
+        return Held()
+
+
+async def test_two_writers_of_one_customer_store_each_contact_once(
+    ingest_settings: IngestSettings, store: Store
+) -> None:
+    db = store
+    address = f"both-{uuid.uuid4().hex[:6]}@example.fi"
+    a = record("webform", form(f"w1-{address}", "Tilaus puuttuu.", address, 20), partition=0)
+    b = record("webform", form(f"w2-{address}", "Vieläkin puuttuu.", address, 10), partition=1)
+    # The slow consumer reads the (new) customer and decides b; the other handles a
+    # meanwhile; the slow one's write then fails its guard: it reads again and merges.
+    slow = HeldCustomerWrites(ingest_settings)
+    late = asyncio.create_task(handle(slow, ingest_settings, [b]))
+    await asyncio.wait_for(slow.reached.wait(), 10)
+    (first,) = (await handle(db, ingest_settings, [a])).outgoing
+    slow.go.set()
+    (second,) = (await late).outgoing
+    await slow.close()
+    assert first.payload.case_id == second.payload.case_id
+    assert (first.payload.contact_count, second.payload.contact_count) == (1, 2)
+    assert all(len(c) == 1 for c in (await holding(store)).values())
+    (customer,) = await store["customers"].find({}).to_list()
+    assert customer["ingest_v"] == 2 and len(customer["pins"]) == 2
+    assert await store["cases"].count_documents({}) == 1
+
+
+def survey(case_id: str, response: str, score: int, respondent: str) -> bytes:
+    return orjson.dumps(
+        {
+            "response_id": response,
+            "kind": "csat",
+            "score": score,
+            "scale_max": 5,
+            "comment": "Ei vieläkään mitään." if score < 3 else "Kiitos, hyvin hoidettu!",
+            "case_id": case_id,
+            "respondent": {"email": respondent},
+        }
+    )
+
+
+async def test_a_survey_joins_the_case_it_names_and_praise_is_recorded_once(
+    ingest_settings: IngestSettings, store: Store
+) -> None:
+    opened_by = record("webform", form(f"s-{uuid.uuid4().hex[:6]}", "Missä tilaus?", "a@x.fi"))
+    (opened,) = (await handle(store, ingest_settings, [opened_by])).outgoing
+    case_id = opened.payload.case_id
+    # Answered from another address (another customer): still joins the case it names.
+    answer = record("survey", survey(case_id, "r-1", 1, "other@x.fi"))
+    praise = record("trustpilot", fixture("trustpilot_praise.json"))
+    copy = record("trustpilot", praise.event.data)  # the same review, another intake id
+    poll = [answer, praise, copy]
+    (joined,) = (await handle(store, ingest_settings, poll)).outgoing
+    assert joined.payload.case_id == case_id and joined.payload.contact_count == 2
+    assert joined.payload.customer_id == opened.payload.customer_id  # the case's customer
+    outcomes = {k: v["outcome"] for k, v in (await intake_log.read(store)).items()}
+    assert [outcomes[r.event.id] for r in poll] == ["merged", "praise", "duplicate"]
+    assert await store["praise"].count_documents({}) == 1
+    customers = {d["_id"]: d async for d in store["customers"].find({})}
+    # Redelivered, reversed: the same event, nothing new stored.
+    (again,) = (await handle(store, ingest_settings, list(reversed(poll)))).outgoing
+    assert again.event_id == joined.event_id and again.payload == joined.payload
+    assert {d["_id"]: d async for d in store["customers"].find({})} == customers
+    assert await store["praise"].count_documents({}) == 1
+    case = await store["cases"].find_one({"_id": case_id})
+    assert case is not None and case["contact_count"] == 2
