@@ -286,11 +286,18 @@ class Service:
         for fn in self._background:
             self._tasks.append(asyncio.create_task(self._run_forever(fn)))
 
-    async def stop(self) -> None:
+    async def stop_background(self) -> None:
+        """Shutdown, first phase (before the broker stops): end the background loops."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+    async def stop(self) -> None:
+        """Shutdown, last phase: after the broker stopped, so after its in-flight poll
+        (which FastStream lets finish, up to its graceful timeout) wrote, published and
+        committed -- closing the store before would fail that poll half way."""
+        await self.stop_background()
         for fn in self._shutdown:
             await fn()
         await self.store.close()
@@ -356,7 +363,8 @@ class Service:
             asyncapi_path="/asyncapi",
             on_startup=[self.start],
             after_startup=[self.started],
-            on_shutdown=[self.stop],
+            on_shutdown=[self.stop_background],
+            after_shutdown=[self.stop],
         )
 
 

@@ -8,7 +8,7 @@ aggregation, unique and TTL indexes. No multi-document transactions, no change s
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +16,8 @@ from typing import Any
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure
+from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.results import BulkWriteResult
 
 from .settings import Settings
 
@@ -145,3 +146,39 @@ def stored_now() -> datetime:
     to the one rebuilt from what was stored (a redelivery announces the same thing)."""
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+DUPLICATE_KEY = 11000
+
+
+async def bulk_write_conflicts(
+    collection: AsyncCollection[Document], ops: Sequence[Any]
+) -> tuple[BulkWriteResult | None, set[int]]:
+    """One unordered bulk write of guarded updates: (its result, or None when some
+    failed; the indexes of the ops that failed on a duplicate key). A guarded upsert
+    whose guard no longer holds fails that way (it tries to insert an _id that exists):
+    a conflict for the caller to decide again. Any other error raises."""
+    if not ops:
+        return None, set()
+    try:
+        return await collection.bulk_write(list(ops), ordered=False), set()
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors") or []
+        if exc.details.get("writeConcernErrors") or any(
+            e.get("code") != DUPLICATE_KEY for e in errors
+        ):
+            raise
+        return None, {int(e["index"]) for e in errors}
+
+
+async def bulk_write_retrying_duplicates(
+    collection: AsyncCollection[Document], ops: Sequence[Any], attempts: int = 2
+) -> None:
+    """An unordered bulk write of idempotent upserts; those that fail on a duplicate key
+    (two first inserts of one _id at once) are sent again, as they then update."""
+    for _ in range(attempts):
+        _, failed = await bulk_write_conflicts(collection, ops)
+        if not failed:
+            return
+        ops = [op for i, op in enumerate(ops) if i in failed]
+    raise RuntimeError(f"{collection.name}: {len(ops)} upserts kept failing on duplicate keys")

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.events import envelope
+from shared.events.common import Channel
 from shared.events.complaint import Contact
 from shared.events.pipeline import ComplaintReceived
 from shared.service import Service
@@ -31,7 +32,7 @@ def complaint_received(case_id: str, text: str, *, at: datetime | None = None) -
         contact=Contact(
             contact_id=f"contact-{case_id}",
             source="email",
-            channel="email",
+            channel=Channel.EMAIL,
             text=text,
             received_at=now,
         ),

@@ -22,13 +22,13 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError
 
 from shared.batch import Handled, Incoming, Outgoing, Rejected, group_by
 from shared.events import catalogue
 from shared.events.envelope import derived_id
 from shared.events.pipeline import Classification, ComplaintClassified, ComplaintReceived, SlaClock
 from shared.store import Store, stored_now
+from shared.writes import guarded_bulk_write, in_conflict_rounds
 
 from . import metrics
 from .scoring import Context, TextSignals, Verdict, score
@@ -37,7 +37,6 @@ from .text.cascade import CascadeWorker, refined_text_signals
 from .text.model import TextModel
 
 STAGE = "classified"
-DUPLICATE_KEY = 11000
 
 
 def count_broken_promises(case: Mapping[str, Any], now: datetime) -> int:
@@ -249,10 +248,6 @@ CASE_PROJECTION = {
     )
 }
 
-# A conflict (another consumer of the same case wrote between our read and our write,
-# e.g. a stale one after a rebalance) re-reads and re-decides that case this many times.
-CONFLICT_ROUNDS = 5
-
 
 @dataclass(slots=True)
 class _CasePlan:
@@ -286,16 +281,15 @@ async def handle_received(
             reason = Rejected("invalid_payload", "expected ComplaintReceived")
             handled.rejected.append((incoming, reason))
     announced: dict[int, Outgoing] = {}  # by id() of the Incoming
-    pending = received
-    for _ in range(CONFLICT_ROUNDS):
-        conflicted = await _classify_round(
+
+    async def attempt(pending: Sequence[tuple[Incoming, ComplaintReceived]]) -> set[str]:
+        return await _classify_round(
             store, pending, announced, policy=policy, model=model, cascade=cascade
         )
-        if not conflicted:
-            handled.outgoing.extend(announced[id(incoming)] for incoming, _ in received)
-            return handled
-        pending = [(i, r) for i, r in pending if r.case_id in conflicted]
-    raise RuntimeError(f"cases {sorted(conflicted)[:5]} kept changing while classified")
+
+    await in_conflict_rounds(received, lambda item: item[1].case_id, attempt)
+    handled.outgoing.extend(announced[id(incoming)] for incoming, _ in received)
+    return handled
 
 
 async def _classify_round(
@@ -361,7 +355,7 @@ async def _classify_round(
             plan.events.append((incoming, _event(item, entry)))
         if plan.entries:
             writes.append((case_id, _guarded_update(case_id, plan)))
-    conflicted = await _write(cases, writes)
+    conflicted = await guarded_bulk_write(cases, writes)
     for case_id, plan in plans.items():
         if case_id in conflicted:
             continue
@@ -389,19 +383,3 @@ def _guarded_update(case_id: str, plan: _CasePlan) -> UpdateOne:
         },
         upsert=True,
     )
-
-
-async def _write(cases: Any, writes: list[tuple[str, UpdateOne]]) -> set[str]:
-    """One unordered bulk write; the ids of cases whose guard failed."""
-    if not writes:
-        return set()
-    try:
-        await cases.bulk_write([update for _, update in writes], ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors") or []
-        if exc.details.get("writeConcernErrors") or any(
-            e.get("code") != DUPLICATE_KEY for e in errors
-        ):
-            raise
-        return {writes[e["index"]][0] for e in errors}
-    return set()

@@ -16,9 +16,9 @@ Exactly once: a customer's write names where each contact goes (its pin) before 
 case holds it, and only if the customer's version is still the one read; a case's write
 only inserts a case that does not exist or pushes contacts it does not hold yet. A guard
 that fails (another replica, or a stale consumer, wrote meanwhile) is a conflict: that
-customer is read and decided again (up to ``ROUNDS``). A redelivered record finds its
-pin and the case holding it, writes nothing and announces the same event, with the same
-id (``derived_id``), in any order and any poll.
+customer is read and decided again (``shared.writes.in_conflict_rounds``). A redelivered
+record finds its pin and the case holding it, writes nothing and announces the same
+event, with the same id (``derived_id``), in any order and any poll.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from shared.events.complaint import Contact, RawRef
 from shared.events.envelope import derived_id
 from shared.events.pipeline import ComplaintReceived
 from shared.store import Document, Store, stored_now
+from shared.writes import DUPLICATE_KEY, guarded_bulk_write, in_conflict_rounds
 
 from . import metrics
 from .adapters import IntakeMeta, adapter_for
@@ -57,7 +58,7 @@ from .cases import (
     contact_entry,
     customer_update,
 )
-from .identity import CUSTOMERS, DUPLICATE_KEY, Resolved, resolve_all
+from .identity import CUSTOMERS, Resolved, resolve_all
 from .language import detector
 from .settings import IngestSettings
 
@@ -65,10 +66,6 @@ log = logging.getLogger(__name__)
 
 INTAKE_LOG = intake_log.COLLECTION
 PRAISE = "praise"
-
-# A conflict (another writer of the same customer or case between our read and our
-# write) re-reads and re-decides that customer this many times.
-ROUNDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +154,12 @@ async def handle_intake(
     for item, customer in zip(contacts, resolved, strict=True):
         item.customer = customer
     now = stored_now()
-    pending, skip_identities = contacts, set[str]()
-    for _ in range(ROUNDS):
-        conflicted = await _round(store, pending, settings, now, skip_identities)
-        if not conflicted:
-            break
-        pending = [i for i in pending if i.customer_id in conflicted]
-    else:
-        raise RuntimeError(f"customers {sorted(conflicted)[:5]} kept changing while attached")
+    skip_identities: set[str] = set()
+
+    async def attempt(pending: Sequence[_Item]) -> set[str]:
+        return await _round(store, pending, settings, now, skip_identities)
+
+    await in_conflict_rounds(contacts, lambda i: i.customer_id, attempt)
     await _stored_contacts(store, items)
     await _log(store, items, now)
     handled.outgoing.extend(i.event for i in items if i.event is not None)
@@ -237,7 +232,7 @@ async def _round(
     writes = [
         (cid, customer_update(states[cid], now)) for cid in by_customer if states[cid].changed
     ]
-    conflicted, refused = await _write(store[CUSTOMERS], writes)
+    conflicted, refused = await _write_customers(store[CUSTOMERS], writes)
     # A server enforcing the unique multikey index refused an identity it thinks is
     # another customer's: the identities collection is the authority; link without it.
     skip_identities |= refused
@@ -255,7 +250,7 @@ async def _round(
             break
         conflicted |= blocked
     pushes = [p for p in pushes if p.customer_id not in conflicted]
-    failed, _ = await _write(
+    failed = await guarded_bulk_write(
         store[CASES], case_writes(pushes, cases, now, settings.max_contacts_per_case)
     )
     conflicted |= {p.customer_id for p in pushes if p.case_id in failed}
@@ -278,9 +273,11 @@ def _stored(cases: dict[str, CaseView], push: Any) -> bool:
     return view is not None and view.stored
 
 
-async def _write(collection: Any, writes: list[tuple[str, UpdateOne]]) -> tuple[set[str], set[str]]:
-    """One unordered bulk write: the keys whose guard failed (a duplicate ``_id`` on the
-    upsert), and those refused by another unique index (the customers' identities)."""
+async def _write_customers(
+    collection: Any, writes: list[tuple[str, UpdateOne]]
+) -> tuple[set[str], set[str]]:
+    """``guarded_bulk_write``, telling apart the customers refused by the unique index of
+    their identities (a server enforcing it) from those whose version guard failed."""
     if not writes:
         return set(), set()
     try:

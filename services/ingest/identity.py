@@ -30,10 +30,10 @@ from pymongo.errors import BulkWriteError
 from shared.events.complaint import Author, Contact
 from shared.events.envelope import derived_id
 from shared.store import Store
+from shared.writes import DUPLICATE_KEY
 
 IDENTITIES = "customer_identities"
 CUSTOMERS = "customers"
-DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from shared.events.catalogue import (
     ACTIVITY,
@@ -18,11 +18,13 @@ from shared.events.catalogue import (
     RESOLVED,
     SPIKES,
 )
-from shared.service import Service
+from shared.service import Outgoing, Service
 
-from .handlers import INDEXES, Router, seed_directory
+from .directory import seed_directory
+from .handlers import Router
 from .lessons import Subscriptions
 from .settings import RouteSettings
+from .state import INDEXES
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,16 @@ def build(settings: RouteSettings | None = None) -> tuple[Service, Router]:
     """The service and its router (tests drive the router's passes directly)."""
     settings = settings or RouteSettings()
     service = Service("route", settings, indexes=INDEXES)
+
+    async def publish(outgoing: Sequence[Outgoing]) -> None:
+        # Looked up at each call: a wrapper set on the service later (the crash-after-write
+        # fault test) sees route's outbox flushes too.
+        await service.publish(outgoing)
+
     router = Router(
-        service.store,
-        settings,
-        service.publish,
-        Subscriptions.load(settings.route_departments_path),
+        service.store, settings, publish, Subscriptions.load(settings.route_departments_path)
     )
-    service.consume(CLASSIFIED, router.on_classified)
+    service.consume_batch(CLASSIFIED, router.handle_classified)
     service.consume(DIRECTORY, router.on_directory)
     service.consume(PRESENCE, router.on_presence)
     service.consume(ACTIVITY, router.on_activity)

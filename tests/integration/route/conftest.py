@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from services.route.app import build
-from services.route.handlers import Router, upsert_person
+from services.route.directory import upsert_person
+from services.route.handlers import Router
 from services.route.settings import RouteSettings
 from shared.events import envelope
 from shared.events.catalogue import CLASSIFIED, EventSpec

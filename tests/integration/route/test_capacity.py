@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 from services.route.settings import RouteSettings
 from shared.events.catalogue import DIRECTORY, PRESENCE, RESOLVED
@@ -125,7 +126,7 @@ async def test_going_offline_hands_cases_back(rsettings: RouteSettings) -> None:
 async def test_event_left_in_outbox_by_a_crash_is_republished(rsettings: RouteSettings) -> None:
     from datetime import timedelta
 
-    from services.route.handlers import PENDING, outbox_entry
+    from services.route.state import PENDING, outbox_entry
     from shared.events.catalogue import ESCALATED
     from shared.events.pipeline import CaseEscalated
 
@@ -154,3 +155,90 @@ async def test_event_left_in_outbox_by_a_crash_is_republished(rsettings: RouteSe
         assert "outbox_at" not in doc
         assert await service.store[PENDING].count_documents({}) == 0
         assert await router.outbox_sweep() == 0
+
+
+async def test_two_replicas_under_load_keep_capacity_and_assign_each_case_once(
+    rsettings: RouteSettings,
+) -> None:
+    """Two replicas share the classified stream (polls of many cases, decided at once)
+    while cases are resolved and capacity frees: at no moment does anyone hold more cases
+    than their capacity, and no case is ever held by two people or announced twice."""
+    skills = {c: 2 for c in ("delivery", "billing_refund", "defective_product", "other")}
+    async with (
+        route_running(rsettings) as (one, _),
+        route_running(rsettings) as (two, _),
+    ):
+        store = one.store
+        await add_people(
+            store, [person(f"w{i}", max_concurrent_cases=3, skills=skills) for i in range(5)]
+        )
+        violations: list[Any] = []
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            while not stop.is_set():
+                holders: Counter[str] = Counter()
+                async for doc in store["people"].find({}):
+                    if not doc["load"] == len(doc["open_cases"]) <= doc["max_concurrent_cases"]:
+                        violations.append(doc)
+                    holders.update(doc["open_cases"])
+                violations.extend(c for c, n in holders.items() if n > 1)
+                await asyncio.sleep(0.05)
+
+        async def resolve() -> None:
+            # Resolve a few assigned cases now and then: capacity frees, the drains and
+            # the poll handlers of both replicas compete for it.
+            resolved: set[str] = set()
+            while not stop.is_set():
+                await asyncio.sleep(0.3)
+                docs = store["queue"].find({"state": "assigned"}, {"_id": 1}).limit(4)
+                ids = [d["_id"] async for d in docs if d["_id"] not in resolved]
+                resolved.update(ids)
+                events = [CaseResolved(case_id=c, resolved_at=utcnow()) for c in ids]
+                if events:
+                    await send(two, RESOLVED, events)
+
+        watcher = asyncio.create_task(watch())
+        resolver = asyncio.create_task(resolve())
+        try:
+            categories = list(skills)
+            for burst in range(6):
+                events = [
+                    classified(
+                        f"load-{burst}-{i}", category=categories[i % 4], score=10 + (i * 7) % 80
+                    )
+                    for i in range(25)
+                ]
+                await classify(one if burst % 2 else two, *events)
+                await asyncio.sleep(0.4)
+            # Every case is routed: assigned, waiting, or resolved.
+            await wait_for(
+                count_is(
+                    store["queue"], {"state": {"$in": ["waiting", "assigned", "closed"]}}, 150
+                ),
+                timeout=90,
+            )
+            await asyncio.sleep(1.0)
+        finally:
+            stop.set()
+            await asyncio.gather(watcher, resolver)
+        assert violations == []
+        assigned = {
+            d["_id"]: d["person_id"] async for d in store["queue"].find({"state": "assigned"})
+        }
+        people = {d["_id"]: d async for d in store["people"].find({})}
+        for case_id, person_id in assigned.items():
+            assert case_id in people[person_id]["open_cases"]
+        held = [c for d in people.values() for c in d["open_cases"]]
+        assert sorted(held) == sorted(assigned)
+        # Each assignment announced once: one CaseAssigned per (case, assignment count),
+        # and no case's assignment count above the times it was assigned.
+        seqs = {d["_id"]: d.get("seq", 0) async for d in store["queue"].find({})}
+        expected = sum(seqs.values())
+        assert expected >= 15  # the people's capacity, at least once over
+        events = await events_of(rsettings, "complaints.assigned", expect=expected)
+        per_case = Counter(data["case_id"] for _, data in events)
+        assert per_case == Counter({c: n for c, n in seqs.items() if n})
+        for doc in [d async for d in store["queue"].find({})]:
+            assigned_history = [h for h in doc.get("history", []) if h["action"] == "assigned"]
+            assert len(assigned_history) == doc.get("seq", 0)

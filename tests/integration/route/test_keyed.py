@@ -16,9 +16,10 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, monitoring
 
-from services.route.handlers import CUSTOMERS, DUE, INDEXES, PENDING, WAITING, Router
+from services.route.handlers import Router
 from services.route.lessons import Subscriptions
 from services.route.settings import RouteSettings
+from services.route.state import CUSTOMERS, DUE, INDEXES, PENDING, WAITING
 from shared.events import envelope
 from shared.events.common import Priority
 from shared.events.directory import PresenceChanged
@@ -108,12 +109,12 @@ async def test_every_queue_and_case_filter_is_keyed(rsettings: RouteSettings) ->
         )
         at = envelope.utcnow()
         # Assigned at once; then two wait (no capacity), one of them soon warned.
-        await router.on_classified(incoming(classified("k1", customer_id="c1", at=at)))
-        await router.on_classified(incoming(classified("k2", customer_id="c1", score=20)))
+        await router.handle_classified([incoming(classified("k1", customer_id="c1", at=at))])
+        await router.handle_classified([incoming(classified("k2", customer_id="c1", score=20))])
         soon = classified("k3", score=90, priority="P2", due_in=timedelta(seconds=1))
-        await router.on_classified(incoming(soon))
+        await router.handle_classified([incoming(soon)])
         again = classified("k2", customer_id="c1", score=60)
-        await router.on_classified(incoming(again))  # urgency rises
+        await router.handle_classified([incoming(again)])  # urgency rises
         assert await store[WAITING].count_documents({}) == 2
         queue = store["queue"]
         assert await state_of(queue, "k1") == "assigned"
@@ -166,7 +167,7 @@ async def test_stale_waiting_entry_is_dropped_and_does_not_hold_up_others(
     store = router.store
     try:
         await add_people(store, [person("p1", max_concurrent_cases=5)])
-        await router.on_classified(incoming(classified("done", score=99)))
+        await router.handle_classified([incoming(classified("done", score=99))])
         queue = store["queue"]
         done = await queue.find_one({"_id": "done"})
         assert done is not None and done["state"] == "assigned"
@@ -183,7 +184,7 @@ async def test_stale_waiting_entry_is_dropped_and_does_not_hold_up_others(
             }
         )
         # A new case sees someone "ahead" and waits for the drain, which drops the entry.
-        await router.on_classified(incoming(classified("next", score=10)))
+        await router.handle_classified([incoming(classified("next", score=10))])
         assert router.wake.is_set()
         assert await router.drain() == 1
         assert await state_of(queue, "next") == "assigned"
@@ -195,7 +196,7 @@ async def test_stale_waiting_entry_is_dropped_and_does_not_hold_up_others(
 async def test_sla_sweep_publishes_what_a_crash_left_before_its_sync(
     rsettings: RouteSettings,
 ) -> None:
-    from services.route.handlers import outbox_entry
+    from services.route.state import outbox_entry
     from shared.events.catalogue import ESCALATED
 
     router, published = await router_with(rsettings, Filters())

@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime
 
 from services.route.assignment import PersonView, on_shift
-from services.route.handlers import load_people_file
+from services.route.directory import load_people_file
 from services.route.lessons import Subscriptions, build_digest, masked
 from services.route.settings import SEED_DIR
 from shared.events.common import Category
