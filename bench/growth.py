@@ -19,7 +19,7 @@ from bench.pipeline import Pipeline
 from bench.servers import mongo_rss_mb
 from bench.throughput import check_rate, warm_up
 from services.followup.schedule import timer_id
-from services.ingest.cases import pin_key, thread_key
+from services.ingest.cases import thread_field
 from shared.events.envelope import derived_id
 from shared.settings import Settings
 
@@ -82,29 +82,23 @@ def case_document(i: int, tag: str, now: datetime, *, status: str = "closed") ->
     }
 
 
-def preload_case_keys(case: dict[str, Any]) -> list[dict[str, Any]]:
-    """What ingest keeps beside a case (``services/ingest/cases.py``): the pin of its
-    contact and the customer's thread key of each external id."""
-    (contact,) = case["contacts"]
-    keys: list[dict[str, Any]] = [
-        {
-            "_id": pin_key(contact["contact_id"]),
-            "case_id": case["_id"],
-            "intake_event_id": contact["intake_event_id"],
-            "customer_id": case["customer_id"],
-            "pinned_at": case["opened_at"],
+def preload_customers(cases: list[dict[str, Any]]) -> list[UpdateOne]:
+    """What ingest keeps about the customers of these cases (``services/ingest/cases.py``):
+    on each customer document, the pin of every contact and its thread keys."""
+    sets: dict[str, dict[str, Any]] = defaultdict(dict)
+    for case in cases:
+        (contact,) = case["contacts"]
+        fields = sets[case["customer_id"]]
+        fields[f"pins.{contact['contact_id']}"] = {
+            "case": case["_id"],
+            "intake": contact["intake_event_id"],
         }
+        for key in case["external_ids"]:
+            fields[f"threads.{thread_field(key)}"] = [case["_id"]]
+    return [
+        UpdateOne({"_id": customer}, {"$set": fields, "$inc": {"ingest_v": 1}}, upsert=True)
+        for customer, fields in sets.items()
     ]
-    for key in case["external_ids"]:
-        keys.append(
-            {
-                "_id": thread_key(case["customer_id"], key),
-                "case_ids": [case["_id"]],
-                "customer_id": case["customer_id"],
-                "key": key,
-            }
-        )
-    return keys
 
 
 async def preload(pipe: Pipeline, n: int, budget_s: float) -> dict[str, Any]:
@@ -149,9 +143,8 @@ async def preload(pipe: Pipeline, n: int, budget_s: float) -> dict[str, Any]:
             }
             for c in cases
         ]
-        # ingest's keyed lookups: each contact's pin and its thread keys (``case_keys``);
-        # followup's per-customer list of resolved cases (``resolved_cases``).
-        case_keys = [key for c in cases for key in preload_case_keys(c)]
+        # ingest's customer documents (each contact's pin and thread keys); followup's
+        # per-customer list of resolved cases (``resolved_cases``).
         resolved: dict[str, list[str]] = defaultdict(list)
         for c in cases:
             resolved[c["customer_id"]].append(c["_id"])
@@ -168,7 +161,7 @@ async def preload(pipe: Pipeline, n: int, budget_s: float) -> dict[str, Any]:
         await db.cases.insert_many(cases, ordered=False)
         await db.queue.insert_many(queue, ordered=False)
         await db.timers_done.insert_many(timers, ordered=False)
-        await db.case_keys.insert_many(case_keys, ordered=False)
+        await db.customers.bulk_write(preload_customers(cases), ordered=False)
         await db.resolved_cases.bulk_write(
             [
                 UpdateOne({"_id": cid}, {"$addToSet": {"case_ids": {"$each": ids}}}, upsert=True)
@@ -195,9 +188,9 @@ async def preload(pipe: Pipeline, n: int, budget_s: float) -> dict[str, Any]:
         "stored": fig(done, "cases"),
         "preload_time": fig(elapsed, "s"),
         "preload_rate": fig(
-            5 * done / max(elapsed, 1e-9),
+            3 * done / max(elapsed, 1e-9),
             "documents/s",
-            note="cases+queue+timers+2 case_keys (+resolved_cases per customer)",
+            note="cases+queue+timers (+customers and resolved_cases per customer)",
         ),
     }
 

@@ -26,6 +26,7 @@ from bench.workload import Record, Sender, workload
 from cli import SERVICES
 from cli.run import ServiceProcesses
 from cli.samples import load_stream
+from shared import intake_log
 from shared.settings import REPO_ROOT, Settings
 
 BASE_PORT = 8231
@@ -178,9 +179,8 @@ class Pipeline:
         found: set[str] = set()
         case_of: dict[str, str] = {}
         for start in range(0, len(ids), 1000):
-            async for doc in self.db.intake_log.find(
-                {"_id": {"$in": ids[start : start + 1000]}}, {"outcome": 1, "case_id": 1}
-            ):
+            chunk = await intake_log.read(self.db, ids=ids[start : start + 1000])
+            for doc in chunk.values():
                 outcomes[doc["outcome"]] += 1
                 found.add(doc["_id"])
                 if doc["outcome"] == "new_case":

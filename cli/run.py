@@ -28,6 +28,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from cli import SERVICES
+from shared import intake_log
 from shared.events import catalogue
 from shared.kafka import kafka_client_options
 from shared.settings import REPO_ROOT, Settings
@@ -179,10 +180,9 @@ async def feed(
 
 async def observe(store: Store, run_id: str, progress: Progress) -> None:
     """Read where every input of this run stands (intake_log, dead_letters, cases)."""
-    prefix = {"$regex": f"^{run_id}-"}
     outcomes: Counter[str] = Counter()
     case_ids: set[str] = set()
-    async for entry in store["intake_log"].find({"_id": prefix}, {"outcome": 1, "case_id": 1}):
+    for entry in (await intake_log.read(store, prefix=f"{run_id}-")).values():
         outcomes[entry["outcome"]] += 1
         if entry.get("case_id"):
             case_ids.add(entry["case_id"])

@@ -15,9 +15,9 @@ from .settings import IngestSettings
 
 INDEXES = (
     # Real MongoDB uses these (``amends case``, ad-hoc queries); ingest's own lookups go by
-    # ``_id`` (``case_keys``), which every MongoDB-protocol server indexes.
+    # ``_id`` (customers, cases), which every MongoDB-protocol server indexes.
     IndexSpec("cases", (IndexModel([("contact_ids", 1)], name="contact_ids"),)),
-    IndexSpec(INTAKE_LOG, (IndexModel([("case_id", 1)], name="case_id"),)),
+    IndexSpec(INTAKE_LOG, (IndexModel([("ids", 1)], name="ids"),)),
     IndexSpec(PRAISE, (IndexModel([("customer_id", 1)], name="customer_id"),)),
     IndexSpec("customer_identities", (IndexModel([("customer_id", 1)], name="customer_id"),)),
 )
@@ -26,7 +26,7 @@ INDEXES = (
 def build_service(settings: IngestSettings | None = None) -> Service:
     settings = settings or IngestSettings()
     service = Service("ingest", settings, indexes=INDEXES)
-    service.consume(catalogue.INTAKE, Ingest(service.store, settings))
+    service.consume_batch(catalogue.INTAKE, Ingest(service.store, settings))
     service.declare_publisher(catalogue.RECEIVED)
     for source in ADAPTERS:
         service.route(f"/intake/{source}", IntakeEndpoint(service, settings, source))

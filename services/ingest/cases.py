@@ -1,69 +1,51 @@
-"""Attaching a contact to a case: a new case, or the customer's open case within the window.
+"""Attaching contacts to cases, decided in memory: a new case, the customer's open case
+within the merge window, the thread a reply continues, or the case a survey names.
 
-Every write is one atomic single-document update, safe under redelivery and under two
-ingest replicas handling one customer's contacts at the same moment:
+State, as one poll reads it (one ``$in`` per collection):
 
-* the customer document's ``open_case`` pointer is *claimed* with ``find_one_and_update``
-  (only when there is none, or its last contact is older than the merge window), so only
-  one replica opens the customer's next case; the other merges into it (a pointer that
-  ``identity.resolve`` just read as not claimable is merged into without claiming, and a
-  case just claimed is inserted without first trying to update it);
-* a case's id is derived from its first contact's id, so a redelivered first contact
-  finds (or creates) the same case;
-* a contact is pushed with the guard ``contact_ids: {$ne: id}`` (a flat array: FerretDB
-  1.24 evaluates ``contacts.contact_id`` filters on arrays of documents wrongly in
-  updates), so a contact is never added twice.
+* the customer document (``customers``, ``_id`` = customer id), ingest's alone:
+  ``open_case`` (the pointer: case id and last contact time), ``pins`` (contact id ->
+  the case it went to and the intake event that brought it: how a redelivery finds its
+  contact and how an exact duplicate with another intake id is recognised), ``threads``
+  (``derived_id(external key)`` -> case ids carrying it: how a reply finds its thread),
+  ``praise_ids``, identities, name, tier and ``ingest_v``, the version that guards it;
+* the cases those name (without their contacts): status, contact ids, count, tier.
 
-Lookups go by ``_id`` only (the local MongoDB-protocol server ignores non-unique indexes,
-so any other query reads the whole collection). ``case_keys`` holds two kinds of small
-documents:
+A customer's contacts of one poll are decided in offset order, each seeing the ones
+before it (``CustomerState`` and ``CaseView`` are updated as decisions are taken), so two
+contacts of one customer in one poll merge exactly as they would one poll apart.
+``pins`` and ``threads`` are bounded (oldest dropped first): a duplicate of a contact
+older than the last ``MAX_PINS`` of its customer is taken for a new contact.
 
-* ``contact:<contact id>`` -> ``case_id`` and the ``intake_event_id`` of the record that
-  brought the contact: the *pin*. It is inserted (unique ``_id``) *before* the contact is
-  pushed into the case, and moved (compare-and-set on ``case_id``) only while the contact
-  is not in the pinned case (the push failed: closed or full; or a crash came first), so
-  the contact is in the pinned case or in no case at all. A redelivered record finds its
-  pin: the contact in the pinned case (done before the crash), or in no case yet (attached
-  as usual, the pin following it). Another record with the same contact id finds a pin
-  with another intake id: an exact duplicate.
-* ``thread:<derived(customer, key)>`` -> ``case_ids`` of that customer's cases carrying
-  the external key (``email:<message-id>``, ``conversation:...``): how a reply finds the
-  thread it continues. Written in the same command as the pin (one ``update`` command of
-  upserts), so it may name a case the contact never reached (its push failed, or another
-  record won the pin): readers check the cases' status and customer.
+The writes (``handlers``) go customers first, then cases: the customer's pins say where
+every contact goes before any case holds it, so after a crash between the two, the
+redelivered contact finds its pin, sees the case does not hold it, and is decided again
+(into the case the pointer now names, or a new one): each contact is on one case.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo import UpdateOne
 
 from shared.events.common import CaseStatus
 from shared.events.complaint import Contact
 from shared.events.envelope import derived_id
-from shared.store import Document, Store
-
-from .identity import CUSTOMERS, Customer
+from shared.store import Document
 
 CASES = "cases"
-CASE_KEYS = "case_keys"
-CLOSED = [CaseStatus.RESOLVED.value, CaseStatus.CLOSED.value]
+CLOSED = (CaseStatus.RESOLVED.value, CaseStatus.CLOSED.value)
+MAX_PINS = 500
+MAX_THREADS = 500
 _ATTEMPTS = 6
 
-
-@dataclass(frozen=True, slots=True)
-class Attached:
-    case: Document
-    position: int  # index of the contact in the case (0: it opened the case)
-    entry: Document  # the stored contact
-
-    @property
-    def case_id(self) -> str:
-        return str(self.case["_id"])
+# What attaching reads of a case: not its contacts (the big part).
+CASE_PROJECTION = {
+    name: 1 for name in ("customer_id", "opened_at", "status", "contact_ids", "contact_count")
+} | {"customer_tier": 1}
 
 
 def contact_entry(contact: Contact) -> Document:
@@ -89,17 +71,56 @@ def thread_keys(contact: Contact) -> list[str]:
     return sorted(set(keys))
 
 
-def find_position(case: Document, contact_id: str) -> int | None:
-    ids = case.get("contact_ids") or []
-    return ids.index(contact_id) if contact_id in ids else None
+def thread_field(key: str) -> str:
+    """The field of ``threads`` for an external key (a uuid: no dots or dollars)."""
+    return derived_id("thread", key)
 
 
-def pin_key(contact_id: str) -> str:
-    return f"contact:{contact_id}"
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def thread_key(customer_id: str, key: str) -> str:
-    return f"thread:{derived_id(customer_id, key)}"
+@dataclass(slots=True)
+class CaseView:
+    """A case as this poll sees it: as read, plus the contacts decided into it so far."""
+
+    case_id: str
+    customer_id: str
+    opened_at: datetime
+    status: str
+    contact_ids: list[str]
+    customer_tier: str | None
+    stored: bool  # it existed when read (False: opened in this poll)
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> CaseView:
+        return cls(
+            case_id=str(doc["_id"]),
+            customer_id=str(doc.get("customer_id")),
+            opened_at=_aware(doc["opened_at"]),
+            status=str(doc.get("status") or CaseStatus.OPEN.value),
+            contact_ids=list(doc.get("contact_ids") or []),
+            customer_tier=doc.get("customer_tier"),
+            stored=True,
+        )
+
+    def position(self, contact_id: str) -> int | None:
+        ids = self.contact_ids
+        return ids.index(contact_id) if contact_id in ids else None
+
+    def can_take(self, max_contacts: int, *, allow_closed: bool) -> bool:
+        if len(self.contact_ids) >= max_contacts:
+            return False
+        return allow_closed or self.status not in CLOSED
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Where a contact is: its case and position (0: it opened the case)."""
+
+    case_id: str
+    position: int
+    replayed: bool  # it was there before this poll (a redelivery)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,369 +130,329 @@ class Duplicate:
     case_id: str | None
 
 
-class ContactMoved(RuntimeError):
-    """Another delivery of the same record re-pinned the contact meanwhile: retry it."""
+@dataclass(frozen=True, slots=True)
+class Praised:
+    case_id: str | None  # the case a survey named, if any
+    replayed: bool
+
+
+Decision = Placed | Duplicate | Praised
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """One contact going into one case (the write is built per case from these)."""
+
+    case_id: str
+    contact: Contact
+    customer_id: str
+    tier: str | None
+    allow_closed: bool
 
 
 @dataclass(slots=True)
-class Keys:
-    """The ``case_keys`` documents a contact needs, read in one query."""
+class CustomerState:
+    """ingest's part of a customer document, as read, then as this poll's decisions
+    leave it. ``changed``: there is something to write."""
 
-    pin: Document | None
-    threads: list[Document]
+    customer_id: str
+    version: int
+    open_case: dict[str, Any] | None
+    pins: dict[str, dict[str, Any]]
+    threads: dict[str, list[str]]
+    tier: str | None
+    name: str | None = None
+    identities: set[str] = field(default_factory=set)
+    praise_ids: list[str] = field(default_factory=list)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    last_praise: datetime | None = None
+    changed: bool = False
+
+    @classmethod
+    def from_doc(cls, customer_id: str, doc: Document | None) -> CustomerState:
+        doc = doc or {}
+        return cls(
+            customer_id=customer_id,
+            version=int(doc.get("ingest_v") or 0),
+            open_case=dict(doc["open_case"]) if doc.get("open_case") else None,
+            pins=dict(doc.get("pins") or {}),
+            threads={k: list(v) for k, v in (doc.get("threads") or {}).items()},
+            tier=doc.get("tier"),
+            identities=set(doc.get("identities") or ()),
+        )
+
+    def case_ids(self, contacts: list[Contact]) -> set[str]:
+        """The cases deciding ``contacts`` may look at (for the poll's one ``$in``)."""
+        pins = (self.pins.get(c.contact_id) or {} for c in contacts)
+        ids = {str(pin["case"]) for pin in pins if pin.get("case")}
+        if self.open_case and self.open_case.get("case_id"):
+            ids.add(str(self.open_case["case_id"]))
+        for contact in contacts:
+            for key in thread_keys(contact):
+                ids.update(self.threads.get(thread_field(key), ()))
+            if contact.survey is not None and contact.survey.case_id:
+                ids.add(contact.survey.case_id)
+        return ids
+
+    def seen(self, contact: Contact, identities: tuple[str, ...], now: datetime) -> None:
+        """What every contact tells about its author: identities, name, tier, time."""
+        self.identities.update(identities)
+        author = contact.author
+        self.name = author.name or self.name
+        self.tier = author.customer_tier or self.tier
+        self.first_seen = min(self.first_seen or contact.received_at, contact.received_at)
+        self.last_seen = max(self.last_seen or contact.received_at, contact.received_at)
+
+    def pin(self, contact: Contact, case_id: str | None, **extra: Any) -> None:
+        self.pins.pop(contact.contact_id, None)  # re-pinned: now the newest
+        self.pins[contact.contact_id] = {
+            "case": case_id,
+            "intake": contact.intake_event_id,
+            **extra,
+        }
+        while len(self.pins) > MAX_PINS:
+            self.pins.pop(next(iter(self.pins)))
+        if case_id is not None:
+            for key in external_keys(contact):
+                name = thread_field(key)
+                ids = self.threads.pop(name, [])
+                self.threads[name] = ids if case_id in ids else [*ids, case_id]
+            while len(self.threads) > MAX_THREADS:
+                self.threads.pop(next(iter(self.threads)))
+        self.changed = True
 
 
-async def read_keys(store: Store, contact: Contact, customer_id: str) -> Keys:
-    pin_id = pin_key(contact.contact_id)
-    wanted = [pin_id, *(thread_key(customer_id, k) for k in thread_keys(contact))]
-    docs = await store[CASE_KEYS].find({"_id": {"$in": wanted}}).to_list()
-    pin = next((d for d in docs if d["_id"] == pin_id), None)
-    return Keys(pin, [d for d in docs if d["_id"] != pin_id])
-
-
-def holding(case: Document | None, contact_id: str) -> Attached | None:
-    """The contact as ``case`` holds it, if it does."""
-    if case is None:
-        return None
-    position = find_position(case, contact_id)
-    if position is None or position >= len(case.get("contacts") or []):
-        return None
-    return Attached(case, position, case["contacts"][position])
-
-
-async def find_contact(
-    store: Store, contact_id: str, pin: Document | None = None
-) -> Attached | None:
-    """The case holding this contact (by its pin), if any."""
-    if pin is None:
-        pin = await store[CASE_KEYS].find_one({"_id": pin_key(contact_id)})
-    if pin is None or not pin.get("case_id"):
-        return None
-    case = await store[CASES].find_one({"_id": pin["case_id"]})
-    return holding(case, contact_id)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-class _Pin:
-    """This contact's pin in ``case_keys``: where it goes, decided before it goes there."""
+class Attacher:
+    """Decides where each contact of a poll goes, over the state the poll read."""
 
     def __init__(
-        self,
-        store: Store,
-        contact: Contact,
-        customer: Customer,
-        now: datetime,
-        doc: Document | None,
+        self, cases: dict[str, CaseView], merge_window: timedelta, max_contacts: int, now: datetime
     ) -> None:
-        self.store = store
-        self.contact = contact
-        self.customer = customer
-        self.now = now
-        self.doc = doc
-        self.id = pin_key(contact.contact_id)
-
-    def thread_updates(self, case_id: str, customer_id: str) -> list[UpdateOne]:
-        return [
-            UpdateOne(
-                {"_id": thread_key(customer_id, key)},
-                {
-                    "$addToSet": {"case_ids": case_id},
-                    "$setOnInsert": {"customer_id": customer_id, "key": key},
-                },
-                upsert=True,
-            )
-            for key in external_keys(self.contact)
-        ]
-
-    async def index_threads(self, case_id: str, customer_id: str) -> None:
-        """Record the contact's external keys as the case's (idempotent)."""
-        updates = self.thread_updates(case_id, customer_id)
-        if not updates:
-            return
-        try:
-            await self.store[CASE_KEYS].bulk_write(updates, ordered=False)
-        except BulkWriteError:
-            # Two replicas upserting one new key: the loser's upsert fails; now it exists.
-            await self.store[CASE_KEYS].bulk_write(updates, ordered=False)
-
-    async def to(self, case_id: str, *, threads: bool) -> Duplicate | None:
-        """Pin the contact to ``case_id`` (with its thread keys when ``threads``, the case
-        being this customer's); a Duplicate when another record holds the contact id."""
-        keys = self.store[CASE_KEYS]
-        ours = self.contact.intake_event_id
-        if self.doc is not None and self.doc.get("case_id") == case_id:
-            if threads:  # resumed after a crash: the keys may not have been written
-                await self.index_threads(case_id, self.customer.customer_id)
-            return None
-        if self.doc is None:
-            doc: Document = {
-                "_id": self.id,
-                "case_id": case_id,
-                "intake_event_id": ours,
-                "customer_id": self.customer.customer_id,
-                "pinned_at": self.now,
-            }
-            # One ``update`` command (an insert beside the upserts would be a second one).
-            # The pin is an upsert that only inserts: ``upserted_ids`` tells if it was ours.
-            pin = UpdateOne({"_id": self.id}, {"$setOnInsert": doc}, upsert=True)
-            updates = self.thread_updates(case_id, self.customer.customer_id) if threads else []
-            try:
-                result = await keys.bulk_write([pin, *updates], ordered=True)
-                pinned = 0 in (result.upserted_ids or {})
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors") or [{}]
-                pinned = errors[0].get("index", 0) != 0  # pinned; a thread key upsert raced
-                if pinned:
-                    await self.index_threads(case_id, self.customer.customer_id)
-            if pinned:
-                self.doc = doc
-                return None
-            # Another record pinned this contact id since we read: a duplicate (its thread
-            # keys, the same as ours, may now also name our target: readers check status).
-            current = await keys.find_one({"_id": self.id})
-        else:
-            current = await keys.find_one_and_update(
-                {"_id": self.id, "intake_event_id": ours, "case_id": self.doc.get("case_id")},
-                {"$set": {"case_id": case_id, "pinned_at": self.now}},
-                return_document=ReturnDocument.AFTER,
-            )
-            if current is not None:
-                self.doc = current
-                if threads:
-                    await self.index_threads(case_id, self.customer.customer_id)
-                return None
-            current = await keys.find_one({"_id": self.id})
-        if current is not None and current.get("intake_event_id") != ours:
-            return Duplicate(current.get("case_id"))
-        raise ContactMoved(f"contact {self.contact.contact_id} was re-pinned meanwhile")
-
-
-class CaseAttacher:
-    def __init__(self, store: Store, merge_window: timedelta, max_contacts: int) -> None:
-        self.store = store
+        self.cases = cases
         self.window = merge_window
         self.max_contacts = max_contacts
+        self.now = now
+        self.pushes: list[Push] = []
 
-    async def attach(
-        self, contact: Contact, customer: Customer, now: datetime, keys: Keys | None = None
-    ) -> Attached | Duplicate:
-        """The case holding the contact now; ``keys`` as ``read_keys`` read them."""
-        if keys is None:
-            keys = await read_keys(self.store, contact, customer.customer_id)
-        pin = _Pin(self.store, contact, customer, now, keys.pin)
-        if keys.pin is not None:
-            if keys.pin.get("intake_event_id") != contact.intake_event_id:
-                return Duplicate(keys.pin.get("case_id"))
-            # This record was here before (redelivered after a crash).
-            found = await find_contact(self.store, contact.contact_id, keys.pin)
-            if found is not None:
-                await pin.index_threads(found.case_id, str(found.case["customer_id"]))
-                return found
-        attached = await self._explicit(pin, contact, customer, now, keys.threads)
-        if attached is not None:
-            return attached
-        received = contact.received_at
-        claim = derived_id("case", contact.contact_id)
-        customers = self.store[CUSTOMERS]
-        pointer = customer.open_case  # as identity.resolve read it a moment ago
-        for _ in range(_ATTEMPTS):
-            fresh = False
-            last = (pointer or {}).get("last_contact_at")
-            if (
-                pointer
-                and pointer.get("case_id")
-                and pointer["case_id"] != claim
-                and isinstance(last, datetime)
-                and _aware(last) >= received - self.window
-            ):
-                case_id = str(pointer["case_id"])  # not claimable: merge into it
-            else:
-                before = await customers.find_one_and_update(
-                    {
-                        "_id": customer.customer_id,
-                        "$or": [
-                            {"open_case": None},
-                            {"open_case.last_contact_at": {"$lt": received - self.window}},
-                            {"open_case.case_id": claim},
-                        ],
-                    },
-                    {"$set": {"open_case": {"case_id": claim, "last_contact_at": received}}},
-                    return_document=ReturnDocument.BEFORE,
-                )
-                case_id = claim
-                if before is None:
-                    current = await customers.find_one({"_id": customer.customer_id})
-                    pointer = (current or {}).get("open_case") or {}
-                    if not pointer.get("case_id"):
-                        continue  # released meanwhile: claim again
-                    case_id = str(pointer["case_id"])
-                else:
-                    # Just claimed (not re-claimed): the case does not exist yet.
-                    fresh = ((before.get("open_case") or {}).get("case_id")) != claim
-            merged = await self._pinned_merge(
-                pin, case_id, contact, customer, now, allow_closed=False, fresh=fresh
-            )
-            if merged is not None:
-                if isinstance(merged, Attached) and case_id != claim:
-                    await customers.update_one(
-                        {"_id": customer.customer_id, "open_case.case_id": case_id},
-                        {"$max": {"open_case.last_contact_at": received}},
-                    )
-                return merged
-            # The pointed case is resolved, closed or full: release it, claim anew.
-            await customers.update_one(
-                {"_id": customer.customer_id, "open_case.case_id": case_id},
-                {"$set": {"open_case": None}},
-            )
-            pointer = None
-            if case_id == claim:
-                claim = derived_id("case", contact.contact_id, case_id)
-        raise RuntimeError(f"could not attach contact {contact.contact_id} to a case")
+    def decide(self, state: CustomerState, contact: Contact) -> Decision:
+        pin = state.pins.get(contact.contact_id)
+        if pin is not None and pin.get("intake") != contact.intake_event_id:
+            return Duplicate(pin.get("case"))
+        if contact.kind == "praise":
+            case_id = contact.survey.case_id if contact.survey else None
+            if pin is not None:
+                return Praised(case_id, replayed=True)
+            state.pin(contact, case_id, praise=True)
+            state.praise_ids.append(contact.contact_id)
+            state.last_praise = max(state.last_praise or self.now, self.now)
+            return Praised(case_id, replayed=False)
+        if pin is not None and pin.get("case"):
+            # This record was here before (redelivered): done if its case holds it; else
+            # the write of the case never happened, and it is decided again below.
+            view = self.cases.get(str(pin["case"]))
+            position = view.position(contact.contact_id) if view else None
+            if view is not None and position is not None:
+                return Placed(view.case_id, position, replayed=view.stored)
+        placed = self._explicit(state, contact) or self._by_pointer(state, contact)
+        state.pin(contact, placed.case_id)
+        return placed
 
-    async def _explicit(
-        self,
-        pin: _Pin,
-        contact: Contact,
-        customer: Customer,
-        now: datetime,
-        threads: list[Document],
-    ) -> Attached | Duplicate | None:
+    def _explicit(self, state: CustomerState, contact: Contact) -> Placed | None:
         """Into a case the contact names: the survey's case, or the thread it replies to."""
         if contact.survey is not None and contact.survey.case_id:
             # Maybe another customer's case (the respondent's address may differ).
-            merged = await self._pinned_merge(
-                pin,
-                contact.survey.case_id,
-                contact,
-                customer,
-                now,
-                allow_closed=True,
-                create=False,
-                threads=False,
-            )
-            if isinstance(merged, Attached):
-                await pin.index_threads(merged.case_id, str(merged.case["customer_id"]))
-            if merged is not None:
-                return merged
-        candidates = sorted({str(c) for doc in threads for c in doc.get("case_ids") or []})
-        if candidates:
-            case = await self.store[CASES].find_one(
-                {
-                    "_id": {"$in": candidates},
-                    "customer_id": customer.customer_id,
-                    "status": {"$nin": CLOSED},
-                },
-                {"_id": 1},
-                sort=[("opened_at", -1)],
-            )
-            if case is not None:
-                return await self._pinned_merge(
-                    pin, str(case["_id"]), contact, customer, now, allow_closed=True, create=False
-                )
+            view = self.cases.get(contact.survey.case_id)
+            if view is not None:
+                placed = self._into(view, state, contact, allow_closed=True)
+                if placed is not None:
+                    return placed
+        candidates = {
+            case_id
+            for key in thread_keys(contact)
+            for case_id in state.threads.get(thread_field(key), ())
+        }
+        views = [
+            v
+            for case_id in sorted(candidates)
+            if (v := self.cases.get(case_id)) is not None
+            and v.customer_id == state.customer_id
+            and v.status not in CLOSED
+        ]
+        if views:
+            newest = max(views, key=lambda v: v.opened_at)
+            return self._into(newest, state, contact, allow_closed=True)
         return None
 
-    async def _pinned_merge(
-        self,
-        pin: _Pin,
-        case_id: str,
-        contact: Contact,
-        customer: Customer,
-        now: datetime,
-        *,
-        allow_closed: bool,
-        fresh: bool = False,
-        create: bool = True,
-        threads: bool = True,
-    ) -> Attached | Duplicate | None:
-        duplicate = await pin.to(case_id, threads=threads)
-        if duplicate is not None:
-            return duplicate
-        return await self._merge(
-            case_id, contact, customer, now, allow_closed=allow_closed, fresh=fresh, create=create
-        )
+    def _by_pointer(self, state: CustomerState, contact: Contact) -> Placed:
+        """The customer's open case if its last contact is within the window, else a new
+        case (and the pointer names it)."""
+        received = contact.received_at
+        claim = derived_id("case", contact.contact_id)
+        for _ in range(_ATTEMPTS):
+            pointer = state.open_case or {}
+            last = pointer.get("last_contact_at")
+            case_id = str(pointer.get("case_id") or "")
+            if (
+                case_id
+                and case_id != claim
+                and isinstance(last, datetime)
+                and _aware(last) >= received - self.window
+            ):
+                view = self.cases.get(case_id)
+                if view is None:
+                    # Named but not stored: its writer is between the customer's write and
+                    # the case's (or died there; its records, redelivered, will join it).
+                    # Open it: whichever insert comes second conflicts and merges.
+                    pointer["last_contact_at"] = max(_aware(last), received)
+                    return self._open(case_id, state, contact)
+                placed = self._into(view, state, contact)
+                if placed is not None:
+                    pointer["last_contact_at"] = max(_aware(last), received)
+                    return placed
+            else:
+                view = self.cases.get(claim)
+                if view is None:
+                    state.open_case = {"case_id": claim, "last_contact_at": received}
+                    return self._open(claim, state, contact)
+                # The claim exists: this contact opened it (redelivered with its pin
+                # dropped), or another customer's contact of the same id did.
+                mine = view.customer_id == state.customer_id
+                placed = self._into(view, state, contact) if mine else None
+                if placed is not None:
+                    state.open_case = {"case_id": claim, "last_contact_at": received}
+                    return placed
+                claim = derived_id("case", contact.contact_id, claim)
+            # The pointed case is resolved, closed, full or gone: claim anew.
+            state.open_case = None
+        raise RuntimeError(f"could not attach contact {contact.contact_id} to a case")
 
-    async def _merge(
-        self,
-        case_id: str,
-        contact: Contact,
-        customer: Customer,
-        now: datetime,
-        *,
-        allow_closed: bool,
-        fresh: bool = False,
-        create: bool = True,
-    ) -> Attached | None:
-        """Add the contact to ``case_id`` (creating the case if it does not exist yet and
-        ``create``; ``fresh``: it is expected not to exist, so insert it first)."""
-        entry = contact_entry(contact)
-        if fresh and create:
-            created = await self._insert(case_id, contact, customer, now, entry)
-            if created is not None:
-                return created
+    def _into(
+        self, view: CaseView, state: CustomerState, contact: Contact, *, allow_closed: bool = False
+    ) -> Placed | None:
+        position = view.position(contact.contact_id)
+        if position is not None:  # there already (its pin was dropped, or a replay)
+            return Placed(view.case_id, position, replayed=view.stored)
+        if not view.can_take(self.max_contacts, allow_closed=allow_closed):
+            return None
+        view.contact_ids.append(contact.contact_id)
+        view.customer_tier = state.tier or view.customer_tier
+        self.pushes.append(Push(view.case_id, contact, state.customer_id, state.tier, allow_closed))
+        return Placed(view.case_id, len(view.contact_ids) - 1, replayed=False)
+
+    def _open(self, case_id: str, state: CustomerState, contact: Contact) -> Placed:
+        self.cases[case_id] = CaseView(
+            case_id=case_id,
+            customer_id=state.customer_id,
+            opened_at=min(contact.received_at, self.now),
+            status=CaseStatus.OPEN.value,
+            contact_ids=[contact.contact_id],
+            customer_tier=state.tier,
+            stored=False,
+        )
+        self.pushes.append(Push(case_id, contact, state.customer_id, state.tier, False))
+        return Placed(case_id, 0, replayed=False)
+
+
+def customer_update(state: CustomerState, now: datetime) -> UpdateOne:
+    """The customer's one write of the poll, only if its version is still the one read
+    (a stale or concurrent writer's upsert fails on the duplicate ``_id``: a conflict)."""
+    guard: dict[str, Any] = (
+        {"ingest_v": state.version} if state.version else {"ingest_v": {"$exists": False}}
+    )
+    sets: dict[str, Any] = {
+        "open_case": state.open_case,
+        "pins": state.pins,
+        "threads": state.threads,
+        "ingest_v": state.version + 1,
+    }
+    if state.name:
+        sets["name"] = state.name
+    if state.tier:
+        sets["tier"] = state.tier
+    update: dict[str, Any] = {
+        "$set": sets,
+        "$setOnInsert": {"created_at": state.first_seen or now},
+        "$max": {"last_seen_at": state.last_seen or now},
+    }
+    adds: dict[str, Any] = {}
+    if state.identities:
+        adds["identities"] = {"$each": sorted(state.identities)}
+    if state.praise_ids:
+        adds["praise_ids"] = {"$each": state.praise_ids}
+        update["$max"]["last_praise_at"] = state.last_praise or now
+    if adds:
+        update["$addToSet"] = adds
+    return UpdateOne({"_id": state.customer_id, **guard}, update, upsert=True)
+
+
+def case_writes(
+    pushes: list[Push], cases: dict[str, CaseView], now: datetime, max_contacts: int
+) -> list[tuple[str, UpdateOne]]:
+    """One write per case: a new case's whole document (inserted only if it does not
+    exist), or an existing case's new contacts (pushed only while it holds none of them,
+    has room and, for a pointer merge, is open). Both are upserts: a guard that no longer
+    holds fails on the duplicate ``_id``, which names the case in conflict."""
+    by_case: dict[str, list[Push]] = {}
+    for push in pushes:
+        by_case.setdefault(push.case_id, []).append(push)
+    writes = []
+    for case_id, items in by_case.items():
+        entries = [contact_entry(p.contact) for p in items]
+        ids = [p.contact.contact_id for p in items]
+        keys = sorted({k for p in items for k in external_keys(p.contact)})
+        channels = sorted({p.contact.channel.value for p in items})
+        tiers = [p.tier for p in items if p.tier]
+        public = any(p.contact.public for p in items)
+        view = cases.get(case_id)
+        if view is None or not view.stored:
+            first = items[0]
+            doc: Document = {
+                "customer_id": first.customer_id,
+                "opened_at": min(first.contact.received_at, now),
+                "updated_at": now,
+                "contacts": entries,
+                "contact_ids": ids,
+                "contact_count": len(ids),
+                "repeat_contacts": len(ids) - 1,
+                "channels": channels,
+                "external_ids": keys,
+                "language": first.contact.language,
+                "public": public,
+                "customer_tier": tiers[-1] if tiers else first.tier,
+                "stages": {"received_at": now},
+                "status": CaseStatus.OPEN.value,
+            }
+            writes.append(
+                (
+                    case_id,
+                    UpdateOne(
+                        {"_id": case_id, "contact_ids": {"$exists": False}},
+                        {"$setOnInsert": doc},
+                        upsert=True,
+                    ),
+                )
+            )
+            continue
         guard: dict[str, Any] = {
             "_id": case_id,
-            "contact_ids": {"$ne": contact.contact_id},
-            "contact_count": {"$lt": self.max_contacts},
+            "contact_ids": {"$nin": ids},
+            "contact_count": {"$lte": max_contacts - len(ids)},
         }
-        if not allow_closed:
-            guard["status"] = {"$nin": CLOSED}
+        if not all(p.allow_closed for p in items):
+            guard["status"] = {"$nin": list(CLOSED)}
         update: dict[str, Any] = {
-            "$push": {"contacts": entry, "contact_ids": contact.contact_id},
-            "$inc": {"contact_count": 1, "repeat_contacts": 1},
-            "$addToSet": {
-                "channels": contact.channel.value,
-                "external_ids": {"$each": external_keys(contact)},
-            },
+            "$push": {"contacts": {"$each": entries}, "contact_ids": {"$each": ids}},
+            "$inc": {"contact_count": len(ids), "repeat_contacts": len(ids)},
+            "$addToSet": {"channels": {"$each": channels}, "external_ids": {"$each": keys}},
             "$max": {"updated_at": now},
         }
         sets: dict[str, Any] = {}
-        if contact.public:
+        if public:
             sets["public"] = True
-        if customer.tier:
-            sets["customer_tier"] = customer.tier
+        if tiers:
+            sets["customer_tier"] = tiers[-1]
         if sets:
             update["$set"] = sets
-        case = await self.store[CASES].find_one_and_update(
-            guard, update, return_document=ReturnDocument.AFTER
-        )
-        if case is None:
-            case = await self.store[CASES].find_one({"_id": case_id})
-            if case is None:
-                if not create:
-                    return None
-                created = await self._insert(case_id, contact, customer, now, entry)
-                if created is not None:
-                    return created
-                # Created a moment ago by another replica: merge into it instead.
-                return await self._merge(case_id, contact, customer, now, allow_closed=False)
-        return holding(case, contact.contact_id)  # None: closed or full
-
-    async def _insert(
-        self, case_id: str, contact: Contact, customer: Customer, now: datetime, entry: Document
-    ) -> Attached | None:
-        """The new case opened by this contact; None if a case with this id exists."""
-        case: Document = {
-            "_id": case_id,
-            "customer_id": customer.customer_id,
-            "opened_at": min(contact.received_at, now),
-            "updated_at": now,
-            "contacts": [entry],
-            "contact_ids": [contact.contact_id],
-            "contact_count": 1,
-            "repeat_contacts": 0,
-            "channels": [contact.channel.value],
-            "external_ids": external_keys(contact),
-            "language": contact.language,
-            "public": contact.public,
-            "customer_tier": customer.tier,
-            "stages": {"received_at": now},
-            "status": CaseStatus.OPEN.value,
-        }
-        try:
-            await self.store[CASES].insert_one(case)
-        except DuplicateKeyError:
-            return None
-        return Attached(case, 0, entry)
+        writes.append((case_id, UpdateOne(guard, update, upsert=True)))
+    return writes

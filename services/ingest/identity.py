@@ -2,40 +2,46 @@
 
 ``customer_identities`` holds one document per identity (``_id`` = ``"email:ann@x.fi"``,
 ``"phone:+358401234567"``, ``"twitter:@ann"``, ``"crm:zendesk:123"``) naming its customer.
-Claiming an identity is an insert keyed by ``_id``, so two replicas cannot give one
-identity to two customers on any MongoDB-protocol server (a unique *multikey* index is
-not enforced by every server; ``_id`` always is). ``customers.identities`` is the same
-list on the customer, for reading.
+Claiming an identity is an upsert keyed by ``_id`` that only inserts, so two replicas
+cannot give one identity to two customers on any MongoDB-protocol server (a unique
+*multikey* index is not enforced by every server; ``_id`` always is), and an identity's
+owner never changes once claimed.
 
 A contact's identities resolve to the customer owning the strongest one (CRM id, then
 email, phone, handle); identities not yet owned are linked to that customer. A contact
 with no identity at all (an anonymous review) gets a customer of its own.
+
+A poll is resolved as one unit: one ``$in`` read of every identity its contacts name,
+then the contacts in order, each seeing the identities the ones before it claimed (two
+contacts of one new customer in one poll resolve to that one customer), then one
+unordered bulk of claims. A claim another replica won meanwhile is re-read (one more
+``$in``) and the owners it names decide.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
-from shared.events.complaint import Author
+from shared.events.complaint import Author, Contact
 from shared.events.envelope import derived_id
 from shared.store import Store
+from shared.writes import DUPLICATE_KEY
 
 IDENTITIES = "customer_identities"
 CUSTOMERS = "customers"
 
 
 @dataclass(frozen=True, slots=True)
-class Customer:
+class Resolved:
+    """Who wrote a contact: the customer and the contact's identities that customer owns."""
+
     customer_id: str
     identities: tuple[str, ...]
-    tier: str | None
-    is_new: bool
-    open_case: dict[str, Any] | None = None  # the customer's open-case pointer as just read
 
 
 def identities_of(author: Author) -> list[str]:
@@ -52,72 +58,65 @@ def identities_of(author: Author) -> list[str]:
     return keys
 
 
-async def resolve(
-    store: Store, author: Author, *, anonymous_key: str, seen_at: datetime
-) -> Customer:
-    """The customer behind ``author``, linking identities seen together for the first time."""
-    keys = identities_of(author)
-    keys_for_id = keys or [f"anonymous:{anonymous_key}"]
-    owners = await _owners(store, keys_for_id)
-    proposed = next((owners[k] for k in keys_for_id if k in owners), None)
-    customer_id = proposed or derived_id("customer", keys_for_id[0])
-    new_keys = [k for k in keys_for_id if k not in owners]
-    contested = False
-    if new_keys:
-        # One command for all of them. A replica claiming one at the same moment wins its
-        # insert (or had inserted it since our read): re-read the owners below then.
-        try:
-            linked = await store[IDENTITIES].bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": key},
-                        {"$setOnInsert": {"customer_id": customer_id, "linked_at": seen_at}},
-                        upsert=True,
-                    )
-                    for key in new_keys
-                ],
-                ordered=False,
+def keys_of(contact: Contact) -> list[str]:
+    """The identities a contact resolves by; an anonymous one is its own."""
+    return identities_of(contact.author) or [f"anonymous:{contact.contact_id}"]
+
+
+def propose(contacts: Sequence[Contact], owners: dict[str, str]) -> dict[str, tuple[str, datetime]]:
+    """The claims a poll makes (identity -> customer, linked at), contacts in order: an
+    identity claimed for an earlier contact counts as owned for the later ones."""
+    claims: dict[str, tuple[str, datetime]] = {}
+    for contact in contacts:
+        keys = keys_of(contact)
+        owner = next(
+            (owners.get(k) or claims[k][0] for k in keys if k in owners or k in claims), None
+        )
+        customer_id = owner or derived_id("customer", keys[0])
+        for key in keys:
+            if key not in owners and key not in claims:
+                claims[key] = (customer_id, contact.received_at)
+    return claims
+
+
+def resolved(contact: Contact, owners: dict[str, str]) -> Resolved:
+    """The contact's customer once all its identities are owned: the strongest decides."""
+    keys = keys_of(contact)
+    customer_id = next(owners[k] for k in keys if k in owners)
+    return Resolved(customer_id, tuple(k for k in keys if owners.get(k) == customer_id))
+
+
+async def resolve_all(store: Store, contacts: Sequence[Contact]) -> list[Resolved]:
+    """Each contact's customer, claiming the identities seen for the first time."""
+    if not contacts:
+        return []
+    wanted = sorted({k for c in contacts for k in keys_of(c)})
+    owners = await _owners(store, wanted)
+    claims = propose(contacts, owners)
+    if claims:
+        ops = [
+            UpdateOne(
+                {"_id": key},
+                {"$setOnInsert": {"customer_id": customer_id, "linked_at": linked_at}},
+                upsert=True,
             )
-        except BulkWriteError:
-            contested = True
+            for key, (customer_id, linked_at) in claims.items()
+        ]
+        try:
+            result = await store[IDENTITIES].bulk_write(ops, ordered=False)
+            contested = result.upserted_count < len(ops)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if exc.details.get("writeConcernErrors") or any(
+                e.get("code") != DUPLICATE_KEY for e in errors
+            ):
+                raise
+            contested = True  # two replicas upserting one new identity: one lost
+        if contested:
+            owners = await _owners(store, wanted)  # the winners decide
         else:
-            mine_now = {new_keys[i] for i in linked.upserted_ids or {}}
-            contested = len(mine_now) < len(new_keys)
-            owners.update(dict.fromkeys(mine_now, customer_id))
-    if contested:
-        owners = await _owners(store, keys_for_id)
-    customer_id = owners.get(keys_for_id[0], customer_id)
-    for key in keys_for_id:  # the strongest owned identity decides
-        if key in owners:
-            customer_id = owners[key]
-            break
-    mine = [k for k in keys_for_id if owners.get(k) == customer_id]
-    update: dict[str, object] = {
-        "$setOnInsert": {"created_at": seen_at},
-        "$addToSet": {"identities": {"$each": mine}},
-        "$max": {"last_seen_at": seen_at},
-    }
-    details = {k: v for k, v in {"name": author.name, "tier": author.customer_tier}.items() if v}
-    if details:
-        update["$set"] = details
-    try:
-        result = await store[CUSTOMERS].find_one_and_update(
-            {"_id": customer_id}, update, upsert=True, return_document=ReturnDocument.AFTER
-        )
-    except DuplicateKeyError:
-        # A server enforcing the multikey index refused an identity it thinks is
-        # elsewhere; the identities collection is the authority: link without it.
-        update.pop("$addToSet")
-        result = await store[CUSTOMERS].find_one_and_update(
-            {"_id": customer_id}, update, upsert=True, return_document=ReturnDocument.AFTER
-        )
-    return Customer(
-        customer_id=customer_id,
-        identities=tuple(result.get("identities", mine) if result else mine),
-        tier=(result or {}).get("tier"),
-        is_new=proposed is None and customer_id == derived_id("customer", keys_for_id[0]),
-        open_case=(result or {}).get("open_case") or None,
-    )
+            owners.update({key: customer_id for key, (customer_id, _) in claims.items()})
+    return [resolved(c, owners) for c in contacts]
 
 
 async def _owners(store: Store, keys: list[str]) -> dict[str, str]:

@@ -45,6 +45,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from cli import SERVICES
 from cli.samples import SampleRecord, iter_sample_records, load_stream
+from shared import intake_log
 from shared.events import catalogue
 from shared.settings import REPO_ROOT, Settings
 from shared.store import Store
@@ -427,7 +428,7 @@ class Accounting:
 async def count_progress(store: Store, run_id: str) -> dict[str, int]:
     """Cheap progress counters (for recovery times and settling)."""
     prefix = {"$regex": f"^{run_id}-"}
-    logged = await store["intake_log"].count_documents({"_id": prefix})
+    logged = len(await intake_log.read(store, prefix=f"{run_id}-"))
     dead = await store["dead_letters"].count_documents({"event_id": prefix})
     cases = store["cases"]
     return {
@@ -457,9 +458,7 @@ async def account(pipeline: Pipeline, feeder: Feeder, *, kafka: bool = True) -> 
         if len(examples[kind]) < 5:
             examples[kind].append(example)
 
-    outcomes: dict[str, dict[str, Any]] = {}
-    async for entry in store["intake_log"].find({"_id": {"$regex": f"^{feeder.run_id}-"}}):
-        outcomes[entry["_id"]] = entry
+    outcomes = await intake_log.read(store, prefix=f"{feeder.run_id}-")
     acc.outcomes = dict(Counter(e["outcome"] for e in outcomes.values()))
 
     dead: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -15,10 +15,15 @@ import pytest
 from .harness import Feeder, Pipeline, Watcher
 from .scenario import run_scenario
 
-STAGE = {"classify": "classified", "route": "routed", "followup": "followup"}
-# What counts as a poll: one with output (classify and route announce every case), or
-# any topic's poll handled (followup's, planning follow-ups, announce nothing here).
-MODE = {"classify": "output", "route": "output", "followup": "handled"}
+STAGE = {
+    "ingest": "accounted",
+    "classify": "classified",
+    "route": "routed",
+    "followup": "followup",
+}
+# What counts as a poll: one with output (ingest, classify and route announce what they
+# decide), or any topic's poll handled (followup's here plan follow-ups, announce nothing).
+MODE = {"ingest": "output", "classify": "output", "route": "output", "followup": "handled"}
 # The first such poll: it holds whatever arrived while the process was swapped.
 # (A later poll may never come on a slow machine: the backlog fits in one or two polls.)
 CRASH_AFTER_POLLS = 1

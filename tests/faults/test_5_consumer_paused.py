@@ -22,6 +22,9 @@ from .scenario import run_scenario
 SESSION_TIMEOUT_SECONDS = 10.0
 FROZEN_SECONDS = SESSION_TIMEOUT_SECONDS + 6.0
 STAGE = {"ingest": "accounted", "classify": "classified"}
+# Long enough that work is left once the second replica holds partitions: a batch
+# handler drains the short default stream before the second replica has joined.
+COUNT = 1200
 
 
 @pytest.mark.parametrize("service", list(STAGE))
@@ -63,6 +66,8 @@ async def test_consumer_frozen_past_session_timeout_loses_and_duplicates_nothing
             ),
         }
 
-    figures = await run_scenario(f"consumer-paused-{service}", fault, settle_timeout=240)
+    figures = await run_scenario(
+        f"consumer-paused-{service}", fault, count=COUNT, settle_timeout=240
+    )
     # The group moved on without the frozen member: progress resumed before it thawed.
     assert figures["recovery_seconds"] < FROZEN_SECONDS + 30, figures

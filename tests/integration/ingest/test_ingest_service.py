@@ -21,6 +21,7 @@ from services.ingest.adapters import adapter_for
 from services.ingest.app import build_service
 from services.ingest.intake_http import sign_generic
 from services.ingest.settings import IngestSettings
+from shared import intake_log
 from shared.events import catalogue
 from shared.events.envelope import derived_id
 from shared.events.pipeline import ComplaintReceived
@@ -67,7 +68,7 @@ async def send(
 
 async def logged(store: Store, count: int) -> list[dict[str, Any]]:
     async def probe() -> list[dict[str, Any]]:
-        docs = await store["intake_log"].find({}).to_list()
+        docs = list((await intake_log.read(store)).values())
         return docs if len(docs) >= count else []
 
     return await wait_for(probe, timeout=60)
@@ -165,7 +166,7 @@ async def test_merging_repeat_contacts_duplicates_and_dead_letters(
         # 5. redelivery of the phone intake record (same intake id): same output again
         await send(settings, "phone", orjson.dumps(call), event_id=third)
         # 6. a detractor survey answer naming the case
-        case_id = (await store["intake_log"].find_one({"_id": first}))["case_id"]
+        case_id = (await intake_log.read(store, ids=[first]))[first]["case_id"]
         survey = {
             "response_id": "s-1",
             "kind": "csat",
@@ -308,7 +309,7 @@ async def test_sample_stream_is_fully_accounted_for(settings: IngestSettings) ->
 
         async def accounted() -> dict[str, int]:
             outcomes: dict[str, int] = {}
-            async for doc in service.store["intake_log"].find({}):
+            for doc in (await intake_log.read(service.store)).values():
                 outcomes[doc["outcome"]] = outcomes.get(doc["outcome"], 0) + 1
             outcomes["dead_letter"] = await service.store["dead_letters"].count_documents({})
             return outcomes if sum(outcomes.values()) == len(records) else {}
