@@ -26,7 +26,7 @@ from shared import intake_log
 from shared.events import catalogue, envelope
 from shared.events.envelope import derived_id
 from shared.events.examples import EXAMPLES
-from shared.service import Incoming, Outgoing, Service
+from shared.service import Handled, Incoming, Outgoing, Service
 from shared.settings import Settings
 from shared.store import Store
 from tests.support import consume_all, intake_headers, produce, running, wait_for
@@ -66,16 +66,17 @@ async def test_offsets_are_committed_only_after_the_handler_finished(
     release = asyncio.Event()
     started = asyncio.Event()
 
-    async def slow(incoming: Incoming) -> Sequence[Outgoing]:
+    async def slow(records: Sequence[Incoming]) -> Handled:
         started.set()
         await release.wait()
-        await store["effects"].update_one(
-            {"_id": incoming.event.id}, {"$inc": {"n": 1}}, upsert=True
-        )
-        return []
+        for incoming in records:
+            await store["effects"].update_one(
+                {"_id": incoming.event.id}, {"$inc": {"n": 1}}, upsert=True
+            )
+        return Handled()
 
     service = Service("commit-test", settings)
-    service.consume(catalogue.RECEIVED, slow)
+    service.consume_batch(catalogue.RECEIVED, slow)
     body = EXAMPLES[catalogue.RECEIVED.topic].model_dump_json().encode()
     async with running(service):
         await produce(
@@ -133,24 +134,24 @@ async def test_stored_but_unpublished_output_is_published_on_redelivery(
     assert len(cases) == 1 and cases[0]["contact_count"] == 1
 
 
-async def test_records_of_one_case_are_handled_in_order_one_at_a_time(
+async def test_records_of_one_case_are_handled_in_order_one_poll_at_a_time(
     settings: Settings, store: Store
 ) -> None:
     seen: list[str] = []
     running_now = 0
     overlap = False
 
-    async def record(incoming: Incoming) -> Sequence[Outgoing]:
+    async def poll(records: Sequence[Incoming]) -> Handled:
         nonlocal running_now, overlap
         running_now += 1
         overlap = overlap or running_now > 1
         await asyncio.sleep(0.005)
-        seen.append(incoming.event.id)
+        seen.extend(incoming.event.id for incoming in records)
         running_now -= 1
-        return []
+        return Handled()
 
     service = Service("order-test", settings)
-    service.consume(catalogue.RECEIVED, record)
+    service.consume_batch(catalogue.RECEIVED, poll)
     body = EXAMPLES[catalogue.RECEIVED.topic].model_dump_json().encode()
     ids = [f"o{n:03d}" for n in range(60)]
     async with running(service):
