@@ -46,7 +46,7 @@ def build(settings: RouteSettings | None = None) -> tuple[Service, Router]:
     service.consume(DIRECTORY, router.on_directory)
     service.consume(PRESENCE, router.on_presence)
     service.consume(ACTIVITY, router.on_activity)
-    service.consume(RESOLVED, router.on_resolved)
+    service.consume_batch(RESOLVED, router.handle_resolved)
     # followup's reopened cases come back to be routed (route's own kinds are ignored).
     service.consume(ESCALATED, router.on_escalated)
     for spec in (ASSIGNED, ESCALATED, LESSONS, SPIKES):

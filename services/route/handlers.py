@@ -8,6 +8,7 @@
 * ``outbox.py``: the outbox flush, the case mirror, the outbox sweep;
 * ``enqueue.py``: what a classified event does to its case's queue entry (pure);
 * ``classified.py``: complaints.classified, a poll at a time (enqueue, assign, mirror);
+* ``resolved.py``: complaints.resolved, a poll at a time (close, free capacity, lessons);
 * ``dispatch.py``: leases, claims, the drain, the gauges;
 * ``handback.py``: presence, hand-back to the queue;
 * ``reopen.py``: reopened cases queued again;
@@ -34,7 +35,7 @@ from typing import Any
 
 from shared.events.directory import PersonUpdated, PresenceChanged
 from shared.events.envelope import derived_id
-from shared.events.lifecycle import CaseActivity, CaseResolved
+from shared.events.lifecycle import CaseActivity
 from shared.events.pipeline import CaseEscalated
 from shared.service import Incoming, Outgoing
 from shared.store import Document
@@ -45,12 +46,12 @@ from .classified import Classified
 from .digests import Digests
 from .directory import upsert_person
 from .reopen import Reopen
-from .state import _utc
+from .resolved import Resolved
 
 log = logging.getLogger(__name__)
 
 
-class Router(Classified, Reopen, Digests):
+class Router(Classified, Resolved, Reopen, Digests):
     """Route's handlers and background passes over one store."""
 
     # -- Kafka handlers -----------------------------------------------------------------
@@ -103,43 +104,6 @@ class Router(Classified, Reopen, Digests):
                 self.clock(),
             )
             await self._flush("queue", done or doc)
-        return []
-
-    async def on_resolved(self, incoming: Incoming) -> list[Outgoing]:
-        event: CaseResolved = incoming.payload
-        now = self.clock()
-        resolved_at = _utc(event.resolved_at)
-        before: dict[str, Any] = {}
-
-        def close(d: Document | None) -> dict[str, Any] | None:
-            if d is None or d.get("state") == "closed":
-                return None
-            reopened = d.get("reopened_at")
-            if reopened is not None and _utc(reopened) > resolved_at:
-                return None  # reopened after this resolution (the reopen got here first)
-            before["state"] = d.get("state")
-            return {
-                "$set": {"state": "closed", "closed_at": event.resolved_at, "lease_until": EPOCH},
-                "$unset": {"sla_next_at": ""},
-            }
-
-        closed, current = await self._cas(event.case_id, None, close, known=False)
-        reopened = (current or {}).get("reopened_at")
-        reopened_since = closed is None and reopened is not None and _utc(reopened) > resolved_at
-        if reopened_since:
-            log.info("case %s was reopened after this resolution; kept open", event.case_id)
-        else:
-            if closed is not None and before.get("state") == "waiting":
-                await self._unwait(event.case_id, int(closed.get("rev", 0)))
-            # Free the capacity wherever the case is held (also repairs a claim a crash left).
-            # people is small (the directory); its open_cases follow the open load.
-            async for holder in self.store["people"].find(
-                {"open_cases": event.case_id}, {"_id": 1}
-            ):
-                await self._release_claim(event.case_id, holder["_id"])
-        if event.lesson is not None:
-            await self._share_lesson(event, incoming.event.id, now)
-        self.wake.set()
         return []
 
     async def on_escalated(self, incoming: Incoming) -> list[Outgoing]:

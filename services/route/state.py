@@ -221,6 +221,17 @@ class RouteState:
             settings.route_spike_window_seconds, settings.route_spike_baseline_seconds
         )
 
+    # -- reads --------------------------------------------------------------------------
+
+    async def _by_id(
+        self, collection: str, ids: Sequence[str], projection: Mapping[str, Any] | None = None
+    ) -> dict[str, Document]:
+        """The documents of ``ids`` in one ``$in`` read, by _id (the misses left out)."""
+        if not ids:
+            return {}
+        cursor = self.store[collection].find({"_id": {"$in": list(ids)}}, projection)
+        return {doc["_id"]: doc async for doc in cursor}
+
     # -- keyed writes and the small indexes ----------------------------------------------
 
     async def _cas(

@@ -123,7 +123,7 @@ async def test_every_queue_and_case_filter_is_keyed(rsettings: RouteSettings) ->
             incoming(CaseActivity(case_id="k1", kind="first_response", at=envelope.utcnow()))
         )
         resolved = CaseResolved(case_id="k1", resolved_at=envelope.utcnow(), resolved_by="solo")
-        await router.on_resolved(incoming(resolved))
+        await router.handle_resolved([incoming(resolved)])
         assert await router.drain() == 1  # k3: more urgent than k2
         assert await state_of(queue, "k3") == "assigned"
         await router.on_presence(incoming(PresenceChanged(person_id="solo", presence="offline")))
