@@ -37,8 +37,8 @@ from shared.events.catalogue import LESSONS
 from shared.events.envelope import derived_id
 from shared.events.lifecycle import CaseResolved, LessonShared
 from shared.store import Document
-from shared.updates import applied, difference
-from shared.writes import bulk_write_conflicts, bulk_write_retrying_duplicates, in_conflict_rounds
+from shared.updates import applied
+from shared.writes import bulk_write_retrying_duplicates, in_conflict_rounds
 
 from . import lessons, metrics
 from .assignment import EPOCH
@@ -134,18 +134,13 @@ class Resolved(Dispatch):
 
     async def _store_closes(self, plans: Sequence[_Close]) -> set[str]:
         """One bulk of the closes, each guarded by the version read; the conflicted ids."""
-        ops: list[UpdateOne] = []
-        written: list[_Close] = []
-        for plan in plans:
-            if plan.doc is None or plan.doc is plan.stored:
-                continue
-            version = (plan.stored or {}).get("v")
-            plan.doc = {**plan.doc, "v": int(version or 0) + 1}
-            change = difference(plan.stored, plan.doc)
-            ops.append(UpdateOne({"_id": plan.case_id, "v": version}, change, upsert=True))
-            written.append(plan)
-        _, failed = await bulk_write_conflicts(self.store["queue"], ops)
-        return {written[i].case_id for i in failed}
+        return await self._store_versions(
+            [
+                (p.case_id, p.stored, p.doc)
+                for p in plans
+                if p.doc is not None and p.doc is not p.stored
+            ]
+        )
 
     async def _unwait_closed(self, plans: Sequence[_Close]) -> None:
         ops = [
