@@ -6,6 +6,7 @@ only what was left unpublished.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -206,3 +207,40 @@ async def test_a_redelivered_poll_of_resolutions_in_another_order_frees_nothing_
             assert final[name] == after[name], name
     finally:
         await store.close()
+
+
+async def test_two_replicas_resolving_the_same_poll_free_each_claim_once(
+    rsettings: RouteSettings,
+) -> None:
+    one, published_one = await router_with(rsettings)
+    two, published_two = await router_with(rsettings)
+    try:
+        skills = {c: 2 for c in CATEGORIES}
+        await add_people(
+            one.store, [person(f"t{i}", max_concurrent_cases=2, skills=skills) for i in range(3)]
+        )
+        await one.handle_classified(new_cases(10, "tw"))
+        assigned = await check_capacity(one.store)
+        assert len(assigned) == 6
+        published_one.ids.clear()
+        # A stale consumer after a rebalance: both replicas get the same resolutions, one
+        # of them in another order, while the first also drains what is freed.
+        poll = [resolution(c, i) for i, c in enumerate(sorted(assigned)[:4])]
+        await asyncio.gather(
+            resolve(one, poll), resolve(two, list(reversed(poll))), one.drain(), two.drain()
+        )
+        await one.drain()
+        after = await check_capacity(one.store)  # loads equal the cases held, within capacity
+        resolved = {r.payload.case_id for r in poll}
+        assert not resolved & set(after)
+        assert len(after) == 6  # two left assigned, four of the waiting took the freed places
+        queue = {
+            d["_id"]: d async for d in one.store["queue"].find({"_id": {"$in": list(resolved)}})
+        }
+        assert {d["state"] for d in queue.values()} == {"closed"}
+        lesson_ids = {envelope.derived_id(r.event.id, "lesson") for r in poll}
+        assert set(published_one.ids + published_two.ids) >= lesson_ids
+        assert await one.store["lessons"].count_documents({}) == 4
+    finally:
+        await one.store.close()
+        await two.store.close()
