@@ -43,12 +43,12 @@ def build(settings: RouteSettings | None = None) -> tuple[Service, Router]:
         service.store, settings, publish, Subscriptions.load(settings.route_departments_path)
     )
     service.consume_batch(CLASSIFIED, router.handle_classified)
-    service.consume(DIRECTORY, router.on_directory)
-    service.consume(PRESENCE, router.on_presence)
-    service.consume(ACTIVITY, router.on_activity)
-    service.consume(RESOLVED, router.on_resolved)
+    service.consume_batch(DIRECTORY, router.handle_directory)
+    service.consume_batch(PRESENCE, router.handle_presence)
+    service.consume_batch(ACTIVITY, router.handle_activity)
+    service.consume_batch(RESOLVED, router.handle_resolved)
     # followup's reopened cases come back to be routed (route's own kinds are ignored).
-    service.consume(ESCALATED, router.on_escalated)
+    service.consume_batch(ESCALATED, router.handle_escalated)
     for spec in (ASSIGNED, ESCALATED, LESSONS, SPIKES):
         service.declare_publisher(spec)
 

@@ -213,14 +213,6 @@ class Classified(Escalations, SpikeAlerts):
 
     # -- reads ------------------------------------------------------------------------
 
-    async def _by_id(
-        self, collection: str, ids: Sequence[str], projection: Mapping[str, Any] | None = None
-    ) -> dict[str, Document]:
-        if not ids:
-            return {}
-        cursor = self.store[collection].find({"_id": {"$in": list(ids)}}, projection)
-        return {doc["_id"]: doc async for doc in cursor}
-
     async def _people_holding(self, case_ids: Sequence[str]) -> list[Document]:
         """The people not offline (the available ones take cases, the others may be
         escalated to), and anyone holding a claim on one of ``case_ids`` (left by an

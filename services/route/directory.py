@@ -26,17 +26,20 @@ def person_fields(person: Person) -> Document:
     return data
 
 
-async def upsert_person(store: Store, person: Person, now: datetime) -> Document | None:
-    """Store a whole directory record; returns the document as it was before (or None).
+def person_update(person: Person, now: datetime) -> Document:
+    """The upsert storing a whole directory record: ``load`` and ``open_cases`` belong to
+    assignment and are never overwritten here."""
+    return {
+        "$set": {**person_fields(person), "updated_at": now},
+        "$setOnInsert": {"load": 0, "open_cases": [], "last_assigned_at": EPOCH},
+    }
 
-    ``load`` and ``open_cases`` belong to assignment and are never overwritten here.
-    """
+
+async def upsert_person(store: Store, person: Person, now: datetime) -> Document | None:
+    """Store a whole directory record; returns the document as it was before (or None)."""
     return await store["people"].find_one_and_update(
         {"_id": person.person_id},
-        {
-            "$set": {**person_fields(person), "updated_at": now},
-            "$setOnInsert": {"load": 0, "open_cases": [], "last_assigned_at": EPOCH},
-        },
+        person_update(person, now),
         upsert=True,
         return_document=ReturnDocument.BEFORE,
     )

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from pymongo import IndexModel, ReturnDocument
+from pymongo import IndexModel, ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from shared.events.catalogue import CATALOGUE, EventSpec
@@ -45,6 +45,8 @@ from shared.events.envelope import utcnow
 from shared.events.pipeline import CaseEscalated
 from shared.service import Outgoing
 from shared.store import Document, IndexSpec, Store
+from shared.updates import difference
+from shared.writes import bulk_write_conflicts
 
 from . import lessons, spikes
 from .assignment import EPOCH
@@ -220,6 +222,32 @@ class RouteState:
         self.windows = spikes.Windows(
             settings.route_spike_window_seconds, settings.route_spike_baseline_seconds
         )
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def _by_id(
+        self, collection: str, ids: Sequence[str], projection: Mapping[str, Any] | None = None
+    ) -> dict[str, Document]:
+        """The documents of ``ids`` in one ``$in`` read, by _id (the misses left out)."""
+        if not ids:
+            return {}
+        cursor = self.store[collection].find({"_id": {"$in": list(ids)}}, projection)
+        return {doc["_id"]: doc async for doc in cursor}
+
+    async def _store_versions(
+        self, changes: Sequence[tuple[str, Document | None, Document]]
+    ) -> set[str]:
+        """(case id, entry as read, entry as decided) in one unordered bulk of queue
+        updates, each guarded by the version read (``{_id, v}``, bumped; an upsert, so a
+        guard that fails is a duplicate ``_id``); the ids whose guard failed, to decide
+        again from a fresh read."""
+        ops: list[UpdateOne] = []
+        for case_id, stored, doc in changes:
+            version = (stored or {}).get("v")
+            change = difference(stored, {**doc, "v": int(version or 0) + 1})
+            ops.append(UpdateOne({"_id": case_id, "v": version}, change, upsert=True))
+        _, failed = await bulk_write_conflicts(self.store["queue"], ops)
+        return {changes[i][0] for i in failed}
 
     # -- keyed writes and the small indexes ----------------------------------------------
 

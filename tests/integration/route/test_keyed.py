@@ -119,15 +119,19 @@ async def test_every_queue_and_case_filter_is_keyed(rsettings: RouteSettings) ->
         queue = store["queue"]
         assert await state_of(queue, "k1") == "assigned"
         await router.sla_sweep()  # k3's warning time has passed
-        await router.on_activity(
-            incoming(CaseActivity(case_id="k1", kind="first_response", at=envelope.utcnow()))
+        await router.handle_activity(
+            [incoming(CaseActivity(case_id="k1", kind="first_response", at=envelope.utcnow()))]
         )
         resolved = CaseResolved(case_id="k1", resolved_at=envelope.utcnow(), resolved_by="solo")
-        await router.on_resolved(incoming(resolved))
+        await router.handle_resolved([incoming(resolved)])
         assert await router.drain() == 1  # k3: more urgent than k2
         assert await state_of(queue, "k3") == "assigned"
-        await router.on_presence(incoming(PresenceChanged(person_id="solo", presence="offline")))
-        await router.on_presence(incoming(PresenceChanged(person_id="solo", presence="available")))
+        await router.handle_presence(
+            [incoming(PresenceChanged(person_id="solo", presence="offline"))]
+        )
+        await router.handle_presence(
+            [incoming(PresenceChanged(person_id="solo", presence="available"))]
+        )
         await router.drain()
         reopen = CaseEscalated(
             case_id="k1",
@@ -137,7 +141,7 @@ async def test_every_queue_and_case_filter_is_keyed(rsettings: RouteSettings) ->
             escalated_at=envelope.utcnow(),
             priority=Priority.P2,
         )
-        await router.on_escalated(incoming(reopen))
+        await router.handle_escalated([incoming(reopen)])
         await router.outbox_sweep()
         await router.refresh_gauges()
     finally:
