@@ -130,7 +130,6 @@ class DeadLetter:
 
 
 BatchHandler = Callable[[Sequence[Incoming]], Awaitable[Handled]]
-RecordHandler = Callable[[Incoming], Awaitable[Sequence[Outgoing]]]
 DeadLetterSink = Callable[[EventSpec, Any, DeadLetter], Awaitable[None]]
 
 K = TypeVar("K", bound=Hashable)
@@ -280,37 +279,3 @@ class PollRunner:
         handled = await self._handle(spec, handler, records[:middle], whole_poll=False)
         handled.extend(await self._handle(spec, handler, records[middle:], whole_poll=False))
         return handled
-
-
-def each_record(service: str, handler: RecordHandler, settings: Settings) -> BatchHandler:
-    """A per-record handler as a batch handler: records one at a time per partition
-    (partitions side by side), each with the retry rules of ``retrying``, rejected after
-    ``max_attempts`` errors. For handlers not yet written against whole polls."""
-
-    async def partition(records: Sequence[Incoming]) -> Handled:
-        handled = Handled()
-        for incoming in records:
-            result = await retrying(
-                lambda: handler(incoming),  # noqa: B023 -- awaited within this iteration
-                settings,
-                attempts=settings.max_attempts,
-                count_retry=lambda kind: metrics.retries.labels(
-                    service,
-                    incoming.topic,  # noqa: B023
-                    kind,
-                ).inc(),
-            )
-            if isinstance(result, Exception):
-                handled.rejected.append((incoming, _handler_error(result, settings.max_attempts)))
-            else:
-                handled.outgoing.extend(result)
-        return handled
-
-    async def handle(records: Sequence[Incoming]) -> Handled:
-        parts = group_by(records, lambda r: r.partition).values()
-        handled = Handled()
-        for part in await asyncio.gather(*(partition(p) for p in parts)):
-            handled.extend(part)
-        return handled
-
-    return handle

@@ -1,12 +1,13 @@
 """The scaffold every service is built from.
 
-A service is a name, its settings, its store and a list of ``consume(spec, handler)``
-registrations. One Kafka consumer takes polls of all the service's topics; each topic's
-records of a poll go to its handler as one unit (``shared.batch``: the contract, retries,
-bisecting, dead letters). After the handlers' writes, the scaffold publishes what they
-returned, then the offsets are committed (at-least-once delivery; guarded writes and
-deterministic event ids make the effects exactly once). It also serves /healthz,
-/readyz, /metrics and the AsyncAPI document, JSON logs and graceful shutdown.
+A service is a name, its settings, its store and a list of
+``consume_batch(spec, handler)`` registrations. One Kafka consumer takes polls of all
+the service's topics; each topic's records of a poll go to its handler as one unit
+(``shared.batch``: the contract, retries, bisecting, dead letters). After the handlers'
+writes, the scaffold publishes what they returned, then the offsets are committed
+(at-least-once delivery; guarded writes and deterministic event ids make the effects
+exactly once). It also serves /healthz, /readyz, /metrics and the AsyncAPI document,
+JSON logs and graceful shutdown.
 """
 
 from __future__ import annotations
@@ -32,9 +33,7 @@ from .batch import (
     Incoming,
     Outgoing,
     PollRunner,
-    RecordHandler,
     Rejected,
-    each_record,
     group_by,
 )
 from .deadletter import DeadLetters
@@ -59,7 +58,6 @@ __all__ = [
     "Handled",
     "Incoming",
     "Outgoing",
-    "RecordHandler",
     "Rejected",
     "Service",
     "group_by",
@@ -103,7 +101,7 @@ class Service:
     def consume_batch(self, spec: EventSpec, handler: BatchHandler) -> None:
         """Handle each poll's records of ``spec.topic`` with ``handler``, as one unit."""
         if self._subscribed:
-            raise RuntimeError("consume() must be called before the service starts")
+            raise RuntimeError("consume_batch() must be called before the service starts")
         self._consumers[self.settings.topic(spec.topic)] = (spec, handler)
         self._topics.update({spec.topic, dead_letter_topic(spec.topic)})
         self.broker.publisher(
@@ -111,11 +109,6 @@ class Service:
             title=f"{self.name}:{spec.topic}.dlq",
             description="Records that failed validation or handling.",
         )
-
-    def consume(self, spec: EventSpec, handler: RecordHandler) -> None:
-        """Handle every record of ``spec.topic`` with a per-record ``handler``, in
-        per-partition order (a handler not yet written against whole polls)."""
-        self.consume_batch(spec, each_record(self.name, handler, self.settings))
 
     def _subscribe(self) -> None:
         """One Kafka consumer for all the service's topics: one group join, one rebalance."""

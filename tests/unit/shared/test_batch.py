@@ -129,35 +129,6 @@ async def test_an_outage_retries_the_poll_and_past_the_budget_gives_it_back(
     assert not sink.letters  # nothing good was dead-lettered
 
 
-async def test_each_record_retries_one_record_and_rejects_it_alone() -> None:
-    attempts: dict[str, int] = {}
-
-    async def per_record(incoming: Incoming) -> Sequence[Outgoing]:
-        text = incoming.payload.contact.text
-        attempts[text] = attempts.get(text, 0) + 1
-        if text == "reject":
-            raise Rejected("not_a_complaint", "asked to")
-        if text == "always fails" or (text == "fails once" and attempts[text] == 1):
-            raise RuntimeError("boom")
-        return [echo(incoming)]
-
-    sink = Sink()
-    records = [
-        record(0, "ok", partition=0),
-        record(1, "reject", partition=1),
-        record(2, "always fails", partition=0),
-        record(3, "fails once", partition=1),
-    ]
-    handler = batch.each_record("t", per_record, SETTINGS)
-    out = await PollRunner("t", SETTINGS, sink).run(SPEC, handler, records)
-    assert sorted(o.event_id for o in out) == ["e0", "e3"]
-    assert attempts == {"ok": 1, "reject": 1, "always fails": 3, "fails once": 2}
-    assert sorted((offset, letter.reason, letter.attempts) for offset, letter in sink.letters) == [
-        (1, "not_a_complaint", 1),
-        (2, "handler_error", SETTINGS.max_attempts),
-    ]
-
-
 def test_group_by_keeps_the_order_of_each_group() -> None:
     groups = batch.group_by([("a", 1), ("b", 2), ("a", 3)], lambda item: item[0])
     assert groups == {"a": [("a", 1), ("a", 3)], "b": [("b", 2)]}
