@@ -208,7 +208,10 @@ def rechoose(out: Path, valid: Sequence[Row], max_share: float) -> dict[str, Any
                 print(f"{name}: not installed, its band is left as it was")
                 continue
         choice = choose(valid, yv, zv, zh, max_share)
-        extra = {k: v for k, v in spec.items() if k == "texts_per_cpu_second"}
+        # how the head was fitted (C, sample, speed) stays; only band and alpha are new
+        extra = {
+            k: v for k, v in spec.items() if k not in ("weights", "bias", "band", "alpha", "valid")
+        }
         meta["encoders"][name] = _head_json(head, choice, **extra)
         print(f"{name}: {choice}")
     meta["fast_model"] = fast.version

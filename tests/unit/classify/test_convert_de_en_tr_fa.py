@@ -21,6 +21,7 @@ from services.classify.training import data_manifest
 from services.classify.training.convert import (
     common,
     de_germeval17,
+    de_germeval17_dia,
     de_germeval18_offensive,
     de_hotel_absa,
     en_airline_tweets,
@@ -90,6 +91,40 @@ def test_germeval17_takes_the_official_split_when_given() -> None:
 def test_germeval17_rejects_a_line_without_sentiment() -> None:
     with pytest.raises(ValueError, match="line 1"):
         list(de_germeval17.parse("http://x\tnur Text\n"))
+
+
+def test_germeval17_dia_reads_the_xml_documents_and_drops_irrelevant_ones() -> None:
+    raw = (
+        "<Documents>\n"
+        '  <Document id="http://twitter.com/a/1">\n'
+        '    <Opinions><Opinion category="Zugfahrt#Haupt" polarity="negative" /></Opinions>\n'
+        "    <relevance>true</relevance><sentiment>negative</sentiment>\n"
+        "    <text>Zug steht seit 40 Minuten vor K&#246;ln &amp; keiner sagt was</text>\n"
+        "  </Document>\n"
+        '  <Document id="http://x.de/2">\n'
+        "    <relevance>false</relevance><sentiment>neutral</sentiment>\n"
+        "    <text>Modelleisenbahn zu verkaufen</text>\n"
+        "  </Document>\n"
+        '  <Document id="http://twitter.com/a/3">\n'
+        "    <relevance>true</relevance><sentiment>positive</sentiment>\n"
+        "    <text>Danke an die Zugbegleiterin im ICE nach Hamburg!</text>\n"
+        "  </Document>\n"
+        "</Documents>\n"
+    )
+    rows = list(de_germeval17_dia.parse(raw))
+    assert _pairs(rows) == [
+        ("Zug steht seit 40 Minuten vor Köln & keiner sagt was", {"upset": 1}),
+        ("Danke an die Zugbegleiterin im ICE nach Hamburg!", {"upset": 0}),
+    ]
+    assert {(r["language"], r["domain"], r["source"]) for r in rows} == {
+        ("de", "service_tweets", "de_germeval17_dia")
+    }
+
+
+def test_germeval17_dia_rejects_a_document_without_sentiment() -> None:
+    raw = "<Documents><Document><relevance>true</relevance><text>x</text></Document></Documents>"
+    with pytest.raises(ValueError, match="document 1"):
+        list(de_germeval17_dia.parse(raw))
 
 
 def test_hotel_absa_any_negative_aspect_is_upset() -> None:
