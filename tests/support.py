@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from shared.batch import Incoming
 from shared.events import envelope
 from shared.events.common import Channel
 from shared.events.complaint import Contact
@@ -40,6 +41,31 @@ def complaint_received(case_id: str, text: str, *, at: datetime | None = None) -
         contact_count=1,
         repeat_contacts=0,
         case_opened_at=now,
+    )
+
+
+def polled(
+    payload: Any,
+    *,
+    event_id: str | None = None,
+    topic: str = "t",
+    offset: int = 0,
+    key: str | None = None,
+    event_type: str = "test",
+) -> Incoming:
+    """One record of a poll as a batch handler gets it (decoded, validated), for calling
+    handlers directly; a random event id unless one is given."""
+    event = envelope.CloudEvent(
+        type=event_type, source="/tests", id=event_id or uuid.uuid4().hex, data=b""
+    )
+    return Incoming(
+        event=event,
+        payload=payload,
+        topic=topic,
+        partition=0,
+        offset=offset,
+        key=key.encode() if key is not None else None,
+        timestamp_ms=0,
     )
 
 

@@ -22,6 +22,7 @@ from shared.events.complaint import Contact
 from shared.events.pipeline import ComplaintClassified, ComplaintReceived
 from shared.settings import Settings
 from shared.store import Store
+from tests.support import polled
 
 OPENED = datetime(2025, 3, 4, 7, 0, tzinfo=UTC)
 MODEL = TextModel.load(MODEL_DIR)
@@ -69,17 +70,13 @@ def incoming(case: str, n: int, text: str, offset: int) -> Incoming:
         repeat_contacts=n - 1,
         case_opened_at=OPENED,
     )
-    event = envelope.CloudEvent(
-        type=catalogue.RECEIVED.event_type, source="/tests", id=f"ev-{case}-{n}", data=b""
-    )
-    return Incoming(
-        event=event,
-        payload=payload,
+    return polled(
+        payload,
+        event_id=f"ev-{case}-{n}",
         topic="amends.complaint.received",
-        partition=0,
         offset=offset,
-        key=case.encode(),
-        timestamp_ms=0,
+        key=case,
+        event_type=catalogue.RECEIVED.event_type,
     )
 
 

@@ -27,6 +27,7 @@ from shared.service import Outgoing
 from shared.settings import REPO_ROOT
 from shared.store import Store
 from tests.integration.route.conftest import add_people, classified, person
+from tests.support import polled
 
 CATEGORIES = ("delivery", "billing_refund", "defective_product", "other")
 
@@ -77,17 +78,12 @@ async def router_with(
 
 
 def record(event: ComplaintClassified, offset: int, event_id: str | None = None) -> Incoming:
-    ce = envelope.CloudEvent(
-        type="t", source="t", id=event_id or f"ev-{event.case_id}-{offset}", data=b""
-    )
-    return Incoming(
-        event=ce,
-        payload=event,
+    return polled(
+        event,
+        event_id=event_id or f"ev-{event.case_id}-{offset}",
         topic="complaints.classified",
-        partition=0,
         offset=offset,
-        key=event.case_id.encode(),
-        timestamp_ms=0,
+        key=event.case_id,
     )
 
 

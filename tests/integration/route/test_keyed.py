@@ -9,7 +9,6 @@ it sends to those two collections; and that stale index entries are repaired.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from shared.events.pipeline import CaseEscalated
 from shared.service import Incoming, Outgoing
 from shared.store import Store
 from tests.integration.route.conftest import add_people, classified, person
+from tests.support import polled
 
 KEYED = ({"_id"}, {"_id", "v"}, {"_id", "route_rev", "status"})
 
@@ -64,10 +64,7 @@ class Filters(monitoring.CommandListener):
 
 
 def incoming(payload: Any, event_id: str | None = None) -> Incoming:
-    ce = envelope.CloudEvent(type="test", source="test", id=event_id or uuid.uuid4().hex, data=b"")
-    return Incoming(
-        event=ce, payload=payload, topic="t", partition=0, offset=0, key=None, timestamp_ms=0
-    )
+    return polled(payload, event_id=event_id)
 
 
 async def router_with(settings: RouteSettings, listener: Filters) -> tuple[Router, list[str]]:

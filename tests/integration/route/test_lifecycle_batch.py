@@ -6,7 +6,6 @@ rejected without holding back the rest of its poll.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from services.route.settings import RouteSettings
@@ -23,13 +22,11 @@ from tests.integration.route.test_classified_batch import (
     new_cases,
     router_with,
 )
+from tests.support import polled
 
 
 def record(payload: Any, offset: int) -> Incoming:
-    ce = envelope.CloudEvent(type="t", source="t", id=uuid.uuid4().hex, data=b"")
-    return Incoming(
-        event=ce, payload=payload, topic="t", partition=0, offset=offset, key=None, timestamp_ms=0
-    )
+    return polled(payload, offset=offset)
 
 
 async def test_a_poll_of_first_responses_is_one_read_and_one_write(

@@ -30,6 +30,7 @@ from tests.integration.route.test_classified_batch import (
     new_cases,
     router_with,
 )
+from tests.support import polled
 
 
 def resolution(case_id: str, offset: int, *, lesson: bool = True) -> Incoming:
@@ -46,15 +47,8 @@ def resolution(case_id: str, offset: int, *, lesson: bool = True) -> Incoming:
         if lesson
         else None,
     )
-    ce = envelope.CloudEvent(type="t", source="t", id=f"res-{case_id}", data=b"")
-    return Incoming(
-        event=ce,
-        payload=event,
-        topic="complaints.resolved",
-        partition=0,
-        offset=offset,
-        key=case_id.encode(),
-        timestamp_ms=0,
+    return polled(
+        event, event_id=f"res-{case_id}", topic="complaints.resolved", offset=offset, key=case_id
     )
 
 
