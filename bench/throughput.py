@@ -146,7 +146,8 @@ async def part_throughput(
             else None,
         }
         if rate and "latency" in args.parts:
-            lat_rate = round(rate / 2, 1)
+            # The figure (20/s), or half the sustained rate on a slower machine.
+            lat_rate = min(args.latency_rate, round(rate / 2, 1))
             log(f"latency: at {lat_rate}/s for {args.latency_duration:.0f} s")
             window = await pipe.run_window(lat_rate, args.latency_duration, args.drain_timeout)
             acct = await pipe.accounting(window.records)  # type: ignore[attr-defined]
