@@ -27,6 +27,16 @@ K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
 
+def duplicate_key_errors(exc: BulkWriteError) -> list[dict[str, Any]]:
+    """The write errors of a failed unordered bulk write when every one is a duplicate
+    key (a failed guard, or an insert that lost a race): the caller's to decide. Any other
+    error, or a write-concern error, is raised again: an outage or a bug."""
+    errors: list[dict[str, Any]] = exc.details.get("writeErrors") or []
+    if exc.details.get("writeConcernErrors") or any(e.get("code") != DUPLICATE_KEY for e in errors):
+        raise exc
+    return errors
+
+
 async def bulk_write_conflicts(
     collection: Any, ops: Sequence[Any]
 ) -> tuple[BulkWriteResult | None, set[int]]:
@@ -40,12 +50,7 @@ async def bulk_write_conflicts(
     try:
         return await collection.bulk_write(list(ops), ordered=False), set()
     except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors") or []
-        if exc.details.get("writeConcernErrors") or any(
-            e.get("code") != DUPLICATE_KEY for e in errors
-        ):
-            raise
-        return None, {int(e["index"]) for e in errors}
+        return None, {int(e["index"]) for e in duplicate_key_errors(exc)}
 
 
 async def guarded_bulk_write(collection: Any, writes: Sequence[tuple[K, Any]]) -> set[K]:

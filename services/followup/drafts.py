@@ -25,15 +25,14 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError
 
 from shared.batch import Outgoing
 from shared.store import Document
+from shared.writes import guarded_bulk_write
 
 from .context import Followup
 from .timers import TimerSpec
 
-DUPLICATE_KEY = 11000
 CONFLICT_ROUNDS = 8
 REV = "followup.rev"
 
@@ -179,15 +178,4 @@ async def write_cases(ctx: Followup, plans: Sequence[CasePlan]) -> set[str]:
     """One unordered bulk write of the plans' case updates; the ids of the cases whose
     guard failed (another writer changed them after our read)."""
     writes = [(plan.draft.case_id, op) for plan in plans if (op := plan.draft.write())]
-    if not writes:
-        return set()
-    try:
-        await ctx.cases.bulk_write([op for _, op in writes], ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors") or []
-        if exc.details.get("writeConcernErrors") or any(
-            e.get("code") != DUPLICATE_KEY for e in errors
-        ):
-            raise
-        return {writes[e["index"]][0] for e in errors}
-    return set()
+    return await guarded_bulk_write(ctx.cases, writes)

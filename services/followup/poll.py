@@ -23,9 +23,10 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.batch import Handled, Incoming, Outgoing, Rejected
+from shared.writes import duplicate_key_errors
 
 from .context import Followup
-from .drafts import CONFLICT_ROUNDS, DUPLICATE_KEY, CasePlan, write_cases
+from .drafts import CONFLICT_ROUNDS, CasePlan, write_cases
 from .lookups import RECENT_RESOLVED, RESOLVED_BY_CUSTOMER
 
 log = logging.getLogger(__name__)
@@ -101,11 +102,7 @@ async def _remember_resolved(ctx: Followup, listed: Sequence[tuple[str, str]]) -
         await ctx.store[RESOLVED_BY_CUSTOMER].bulk_write(ops, ordered=False)
     except BulkWriteError as exc:
         # Listed already: the guarded upsert found the document (a redelivery).
-        errors = exc.details.get("writeErrors") or []
-        if exc.details.get("writeConcernErrors") or any(
-            e.get("code") != DUPLICATE_KEY for e in errors
-        ):
-            raise
+        duplicate_key_errors(exc)
 
 
 async def _supervisors(ctx: Followup, person_ids: set[str]) -> dict[str, str | None]:

@@ -144,6 +144,23 @@ def activity(ctx: Followup, plan: CasePlan, incoming: Incoming, now: datetime) -
     # Notes and manager requests are route's.
 
 
+def _measured(
+    plan: CasePlan,
+    duration: str,
+    seconds: float | None,
+    histogram: Any,
+    sla: str,
+    outcome: str | None,
+) -> None:
+    """Store a stage's duration and SLA outcome on the case; count them once it holds."""
+    if seconds is not None:
+        plan.draft.set(f"measures.{duration}_seconds", seconds)
+        plan.counts.append(partial(_observe, histogram, seconds))
+    if outcome is not None:
+        plan.draft.set(f"measures.{sla}_sla", outcome)
+        plan.counts.append(partial(_count_sla, sla, outcome))
+
+
 def _first_response(plan: CasePlan, event: CaseActivity) -> None:
     draft = plan.draft
     if draft.get("stages.first_response_at") is not None:
@@ -151,12 +168,7 @@ def _first_response(plan: CasePlan, event: CaseActivity) -> None:
     ttfr = seconds_between(case_opened_at(draft.doc), event.at)
     outcome = sla_outcome(event.at, sla_due(draft.doc, "first_response_due"))
     draft.set("stages.first_response_at", event.at)
-    if ttfr is not None:
-        draft.set("measures.ttfr_seconds", ttfr)
-        plan.counts.append(partial(_observe, metrics.time_to_first_response, ttfr))
-    if outcome is not None:
-        draft.set("measures.first_response_sla", outcome)
-        plan.counts.append(partial(_count_sla, "first_response", outcome))
+    _measured(plan, "ttfr", ttfr, metrics.time_to_first_response, "first_response", outcome)
 
 
 def _promise_made(ctx: Followup, plan: CasePlan, event: CaseActivity, event_id: str) -> None:
@@ -273,12 +285,7 @@ def _resolve(ctx: Followup, plan: CasePlan, event: CaseResolved, event_id: str, 
     draft.add_to("followup.resolution_events", event_id)
     if event.resolved_by:
         draft.set("followup.resolved_by", event.resolved_by)
-    if ttr is not None:
-        draft.set("measures.ttr_seconds", ttr)
-        plan.counts.append(partial(_observe, metrics.time_to_resolution, ttr))
-    if outcome is not None:
-        draft.set("measures.resolution_sla", outcome)
-        plan.counts.append(partial(_count_sla, "resolution", outcome))
+    _measured(plan, "ttr", ttr, metrics.time_to_resolution, "resolution", outcome)
 
 
 # -- the batch handlers ----------------------------------------------------------------

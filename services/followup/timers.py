@@ -31,6 +31,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.events.envelope import utcnow
 from shared.store import Document, IndexSpec, Store
+from shared.writes import duplicate_key_errors
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +104,6 @@ class TimerSpec:
     first_time: bool = False
 
 
-DUPLICATE_KEY = 11000
-
-
 class TimerStore:
     """Schedule, claim, complete and cancel durable timers."""
 
@@ -168,11 +166,7 @@ class TimerStore:
             result = await self.collection.bulk_write(ops, ordered=False)
             upserted = result.upserted_ids or {}
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors") or []
-            if exc.details.get("writeConcernErrors") or any(
-                e.get("code") != DUPLICATE_KEY for e in errors
-            ):
-                raise
+            duplicate_key_errors(exc)
             # A concurrent upsert of the same id won: same timer, not ours.
             upserted = {u["index"]: u["_id"] for u in exc.details.get("upserted") or []}
         created = {specs[i].timer_id for i in upserted}
@@ -327,8 +321,7 @@ class TimerStore:
         try:
             await self.done.insert_many(records, ordered=False)
         except BulkWriteError as exc:
-            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors") or []):
-                raise
+            duplicate_key_errors(exc)  # finished already: recorded by the first
 
     async def get(self, timer_id: str) -> Document | None:
         """The timer, live or finished."""

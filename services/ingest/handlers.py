@@ -39,7 +39,7 @@ from shared.events.complaint import Contact, RawRef
 from shared.events.envelope import derived_id
 from shared.events.pipeline import ComplaintReceived
 from shared.store import Document, Store, stored_now
-from shared.writes import DUPLICATE_KEY, guarded_bulk_write, in_conflict_rounds
+from shared.writes import duplicate_key_errors, guarded_bulk_write, in_conflict_rounds
 
 from . import metrics
 from .adapters import IntakeMeta, adapter_for
@@ -283,11 +283,7 @@ async def _write_customers(
     try:
         await collection.bulk_write([op for _, op in writes], ordered=False)
     except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors") or []
-        if exc.details.get("writeConcernErrors") or any(
-            e.get("code") != DUPLICATE_KEY for e in errors
-        ):
-            raise
+        errors = duplicate_key_errors(exc)
         failed = {writes[e["index"]][0] for e in errors}
         refused = {
             writes[e["index"]][0]

@@ -30,7 +30,7 @@ from pymongo.errors import BulkWriteError
 from shared.events.complaint import Author, Contact
 from shared.events.envelope import derived_id
 from shared.store import Store
-from shared.writes import DUPLICATE_KEY
+from shared.writes import duplicate_key_errors
 
 IDENTITIES = "customer_identities"
 CUSTOMERS = "customers"
@@ -106,11 +106,7 @@ async def resolve_all(store: Store, contacts: Sequence[Contact]) -> list[Resolve
             result = await store[IDENTITIES].bulk_write(ops, ordered=False)
             contested = result.upserted_count < len(ops)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors") or []
-            if exc.details.get("writeConcernErrors") or any(
-                e.get("code") != DUPLICATE_KEY for e in errors
-            ):
-                raise
+            duplicate_key_errors(exc)
             contested = True  # two replicas upserting one new identity: one lost
         if contested:
             owners = await _owners(store, wanted)  # the winners decide
