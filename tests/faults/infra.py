@@ -68,24 +68,28 @@ def _port_free(port: int) -> bool:
 
 
 @asynccontextmanager
-async def private_servers() -> AsyncIterator[dict[str, str]]:
-    """A private Kafka and MongoDB for one scenario; yields the settings to use."""
+async def private_servers(
+    names: tuple[str, ...] = ("kafka", "mongo"),
+) -> AsyncIterator[dict[str, str]]:
+    """A private Kafka and MongoDB (or only those ``names``) for one scenario; yields the
+    settings to use."""
     HOME.mkdir(parents=True, exist_ok=True)
     for name in SHARED:
         link, target = HOME / name, REPO_ROOT / ".local" / name
         if target.exists() and not link.exists():
             link.symlink_to(target, target_is_directory=True)
     # Left over from an interrupted run (same state root: ours): stop it first.
-    await asyncio.to_thread(script, "kafka", "down")
-    await asyncio.to_thread(script, "mongo", "down")
-    busy = [p for p in (KAFKA_PORT, KAFKA_CONTROLLER_PORT, MONGO_PORT) if not _port_free(p)]
+    for name in names:
+        await asyncio.to_thread(script, name, "down")
+    ports = {"kafka": (KAFKA_PORT, KAFKA_CONTROLLER_PORT), "mongo": (MONGO_PORT,)}
+    busy = [p for name in names for p in ports[name] if not _port_free(p)]
     if busy:
         raise RuntimeError(
             f"ports {busy} are used by another process; change tests/faults/infra.py"
         )
     try:
-        await asyncio.to_thread(script, "kafka", "up")
-        await asyncio.to_thread(script, "mongo", "up")
+        for name in names:
+            await asyncio.to_thread(script, name, "up")
         yield {
             "kafka_bootstrap_servers": f"127.0.0.1:{KAFKA_PORT}",
             "mongodb_url": (
@@ -94,7 +98,7 @@ async def private_servers() -> AsyncIterator[dict[str, str]]:
         }
     finally:
         # Delete them (data included): nothing is left running or growing.
-        for name in ("kafka", "mongo"):
+        for name in names:
             try:
                 await asyncio.to_thread(script, name, "reset")
             except Exception as exc:  # pragma: no cover - reported, not fatal

@@ -122,10 +122,27 @@ public final class AmendsMongoServer {
 
     static final class CommittingH2Backend extends H2Backend {
         private final boolean commitEveryWrite;
+        private final MVStore store;
+        private final int compactMillis;
 
-        CommittingH2Backend(MVStore store, boolean commitEveryWrite) {
+        CommittingH2Backend(MVStore store, boolean commitEveryWrite, int compactMillis) {
             super(store);
             this.commitEveryWrite = commitEveryWrite;
+            this.store = store;
+            this.compactMillis = compactMillis;
+        }
+
+        // Called by MongoServer.shutdownNow() after it has closed every client connection
+        // and its worker threads have finished: no command can write after this commit.
+        // (Closing the store while clients were still connected let a write be applied and
+        // acknowledged after the final commit: lost on restart.)
+        @Override
+        public void close() {
+            if (!store.isClosed()) {
+                store.commit();
+                store.close(compactMillis); // compacts the file for up to compactMillis
+            }
+            super.close();
         }
 
         @Override
@@ -225,7 +242,7 @@ public final class AmendsMongoServer {
         // still safe against a crash of this process (the OS page cache survives that).
         store.setRetentionTime(Integer.parseInt(a.getOrDefault("retention-ms", "2000")));
         KeyedH2Database.store = store;
-        H2Backend backend = new CommittingH2Backend(store, everyWrite);
+        H2Backend backend = new CommittingH2Backend(store, everyWrite, compactOnClose ? 5000 : 0);
         // mongo-java-server's MONGO_5_0 reports wire version 8, which pymongo >= 4.14 refuses
         // (it needs >= 9, MongoDB 4.4). Report 5.0 / wire 13 instead.
         backend.version(new MongoVersion() {
@@ -272,12 +289,11 @@ public final class AmendsMongoServer {
             System.err.println("AmendsMongoServer shutting down");
             ttlMonitor.shutdownNow();
             try {
-                server.stopListening();
+                // Stop listening, close the clients' connections, let in-flight commands
+                // finish, then backend.close() (CommittingH2Backend.close: commit, close).
+                server.shutdownNow();
             } finally {
-                if (!store.isClosed()) {
-                    store.commit();
-                    store.close(compactOnClose ? 5000 : 0); // compacts the file for up to 5 s
-                }
+                backend.close(); // a no-op when shutdownNow got there
             }
             System.err.println("AmendsMongoServer stopped");
         }));
