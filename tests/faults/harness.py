@@ -438,6 +438,7 @@ async def count_progress(store: Store, run_id: str) -> dict[str, int]:
         "routed": await cases.count_documents(
             {"$or": [{"stages.assigned_at": {"$exists": True}}, {"status": "queued"}]}
         ),
+        "assigned": await cases.count_documents({"stages.assigned_at": {"$exists": True}}),
         "followup": await cases.count_documents(
             {"stages.followup_scheduled_at": {"$exists": True}}
         ),
@@ -677,16 +678,35 @@ class Watcher:
     def latest(self) -> dict[str, int]:
         return self.samples[-1][1] if self.samples else {}
 
+    def caught_up(self, stage: str, values: dict[str, int]) -> bool:
+        """Feeding is over and ``stage`` holds everything the stage before it produced:
+        it has nothing left to do, so it cannot make progress."""
+        if self.feeder.finished_at is None:
+            return False
+        upstream = {
+            "accounted": len(set(self.feeder.sent_ids)),
+            "classified": values.get("cases", 0),
+            "routed": values.get("cases", 0),
+            "followup": values.get("assigned", 0),
+        }[stage]
+        return values.get(stage, 0) >= upstream > 0
+
     async def progress_after(self, since: float, stage: str, timeout: float = 180) -> float:
         """Seconds from ``since`` (the fault) until ``stage`` exceeds its value in the first
-        sample taken after it: work stored by the process(es) running after the fault."""
-        deadline = time.monotonic() + timeout
+        sample taken after it: work stored by the process(es) running after the fault. If
+        nothing is left for the stage (the crashed process's last poll held the whole
+        backlog and the feed is over), until the first sample from now on that shows so."""
+        asked_at = time.monotonic()
+        deadline = asked_at + timeout
         while time.monotonic() < deadline:
-            after = [(at, values.get(stage, 0)) for at, values in self.samples if at > since]
+            after = [(at, values) for at, values in self.samples if at > since]
             if after:
-                base = after[0][1]
-                for at, value in after[1:]:
-                    if value > base:
+                base = after[0][1].get(stage, 0)
+                for at, values in after[1:]:
+                    if values.get(stage, 0) > base:
+                        return at - since
+                for at, values in after:
+                    if at >= asked_at and self.caught_up(stage, values):
                         return at - since
             await asyncio.sleep(self.interval)
         raise AssertionError(f"{stage} made no progress within {timeout} s of the fault")
