@@ -53,6 +53,37 @@ def counted_store(settings: Settings) -> tuple[Store, Commands]:
     return store, listener
 
 
+class ReadsBeforeWrites:
+    """A store whose ``cases`` collection holds its first ``writers`` bulk writes until
+    all of them have arrived: every writer's read then comes before any write (a handler
+    writes only after its read). Later writes go straight through."""
+
+    def __init__(self, store: Store, writers: int) -> None:
+        self._store = store
+        self._all_read = asyncio.Barrier(writers)
+        self._held = writers
+
+    def __getitem__(self, name: str) -> Any:
+        collection = self._store[name]
+        if name != "cases":
+            return collection
+        gate = self
+
+        class Gated:
+            name = collection.name
+
+            def find(self, *args: Any, **kwargs: Any) -> Any:
+                return collection.find(*args, **kwargs)
+
+            async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
+                if gate._held > 0:
+                    gate._held -= 1
+                    await asyncio.wait_for(gate._all_read.wait(), 30)
+                return await collection.bulk_write(*args, **kwargs)
+
+        return Gated()
+
+
 def incoming(case: str, n: int, text: str, offset: int) -> Incoming:
     payload = ComplaintReceived(
         case_id=case,
@@ -137,9 +168,10 @@ async def test_two_writers_of_one_case_store_each_contact_once(
     await store["cases"].insert_one({"_id": "case-x", "opened_at": OPENED})
     first = [incoming("case-x", 1, "Broken on arrival.", 1)]
     second = [incoming("case-x", 2, "Broken on arrival, again.", 2)]
-    # Both read the case before either writes: the second write's guard fails and that
-    # writer re-reads and re-decides instead of overwriting or appending twice.
-    out = await asyncio.gather(handle(counted, first), handle(counted, second))
+    # Both read the case before either writes: one write's guard fails and that writer
+    # re-reads and re-decides instead of overwriting or appending twice.
+    gated = ReadsBeforeWrites(counted, writers=2)
+    out = await asyncio.gather(handle(gated, first), handle(gated, second))  # type: ignore[arg-type]
     assert [len(o) for o in out] == [1, 1]
     assert commands.counts["update"] == 3 and commands.counts["find"] == 3
     case = await store["cases"].find_one({"_id": "case-x"})
