@@ -138,10 +138,11 @@ public final class AmendsMongoServer {
         // acknowledged after the final commit: lost on restart.)
         @Override
         public void close() {
-            if (!store.isClosed()) {
-                store.commit();
-                store.close(compactMillis); // compacts the file for up to compactMillis
+            if (store.isClosed()) {
+                return; // closed already (the shutdown hook's fallback call)
             }
+            store.commit();
+            store.close(compactMillis); // compacts the file for up to compactMillis
             super.close();
         }
 

@@ -53,6 +53,25 @@ def counted_store(settings: Settings) -> tuple[Store, Commands]:
     return store, listener
 
 
+class _HeldWrites:
+    """A collection whose first ``writers`` bulk writes wait until all have arrived."""
+
+    def __init__(self, collection: Any, writers: int) -> None:
+        self._collection = collection
+        self.name = collection.name
+        self._all_read = asyncio.Barrier(writers)
+        self._held = writers
+
+    def find(self, *args: Any, **kwargs: Any) -> Any:
+        return self._collection.find(*args, **kwargs)
+
+    async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
+        if self._held > 0:
+            self._held -= 1
+            await asyncio.wait_for(self._all_read.wait(), 30)
+        return await self._collection.bulk_write(*args, **kwargs)
+
+
 class ReadsBeforeWrites:
     """A store whose ``cases`` collection holds its first ``writers`` bulk writes until
     all of them have arrived: every writer's read then comes before any write (a handler
@@ -60,28 +79,10 @@ class ReadsBeforeWrites:
 
     def __init__(self, store: Store, writers: int) -> None:
         self._store = store
-        self._all_read = asyncio.Barrier(writers)
-        self._held = writers
+        self._cases = _HeldWrites(store["cases"], writers)
 
     def __getitem__(self, name: str) -> Any:
-        collection = self._store[name]
-        if name != "cases":
-            return collection
-        gate = self
-
-        class Gated:
-            name = collection.name
-
-            def find(self, *args: Any, **kwargs: Any) -> Any:
-                return collection.find(*args, **kwargs)
-
-            async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
-                if gate._held > 0:
-                    gate._held -= 1
-                    await asyncio.wait_for(gate._all_read.wait(), 30)
-                return await collection.bulk_write(*args, **kwargs)
-
-        return Gated()
+        return self._cases if name == "cases" else self._store[name]
 
 
 def incoming(case: str, n: int, text: str, offset: int) -> Incoming:
