@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,6 +28,8 @@ from shared.settings import REPO_ROOT
 from shared.store import Store
 from tests.integration.route.conftest import add_people, classified, person
 from tests.support import polled
+
+Clock = Callable[[], datetime]
 
 CATEGORIES = ("delivery", "billing_refund", "defective_product", "other")
 
@@ -63,7 +65,7 @@ class Published:
 
 
 async def router_with(
-    settings: RouteSettings, listener: Commands | None = None
+    settings: RouteSettings, listener: Commands | None = None, clock: Clock | None = None
 ) -> tuple[Router, Published]:
     store = Store(settings, extra_indexes=INDEXES)
     store._client = AsyncMongoClient(
@@ -74,7 +76,9 @@ async def router_with(
     await store.connect()
     published = Published()
     subscriptions = Subscriptions.load(settings.route_departments_path)
-    return Router(store, settings, published, subscriptions), published
+    if clock is None:
+        return Router(store, settings, published, subscriptions), published
+    return Router(store, settings, published, subscriptions, clock=clock), published
 
 
 def record(event: ComplaintClassified, offset: int, event_id: str | None = None) -> Incoming:
@@ -85,6 +89,12 @@ def record(event: ComplaintClassified, offset: int, event_id: str | None = None)
         offset=offset,
         key=event.case_id,
     )
+
+
+def flagged(event: ComplaintClassified, **flags: bool) -> ComplaintClassified:
+    classification = event.classification
+    update = {"flags": classification.flags.model_copy(update=flags)}
+    return event.model_copy(update={"classification": classification.model_copy(update=update)})
 
 
 def new_cases(n: int, tag: str) -> list[Incoming]:
@@ -321,25 +331,22 @@ async def test_claims_left_by_a_crash_before_the_assignments_are_reused(
         await store.close()
 
 
+# The seed's lawyers work weekdays 08-17 in Helsinki and New York: a Tuesday at 14:00
+# UTC has both on shift, so the escalation names a person whatever the day CI runs.
+LEGAL_ON_SHIFT = datetime(2026, 12, 8, 14, 0, tzinfo=UTC)
+LEGAL_OFF_SHIFT = datetime(2026, 12, 13, 3, 0, tzinfo=UTC)  # a Sunday night
+
+
 async def test_flag_escalations_are_decided_with_the_poll(rsettings: RouteSettings) -> None:
     listener = Commands()
-    router, published = await router_with(rsettings, listener)
+    router, published = await router_with(rsettings, listener, clock=lambda: LEGAL_ON_SHIFT)
     store = router.store
     try:
         await seed_directory(store, REPO_ROOT / "services/route/seed/people.json")
         poll = new_cases(10, "fl")
         flags = {2: {"legal_threat": True}, 5: {"safety_threat": True}}
         for i, flag in flags.items():
-            event = poll[i].payload.model_copy(
-                update={
-                    "classification": poll[i].payload.classification.model_copy(
-                        update={
-                            "flags": poll[i].payload.classification.flags.model_copy(update=flag)
-                        }
-                    )
-                }
-            )
-            poll[i] = record(event, i)
+            poll[i] = record(flagged(poll[i].payload, **flag), i)
         listener.counts.clear()
         await router.handle_classified(poll)
         assert sum(listener.counts.values()) == 12  # as without flags
@@ -356,5 +363,28 @@ async def test_flag_escalations_are_decided_with_the_poll(rsettings: RouteSettin
         assert published.ids == []
         doc = await store["queue"].find_one({"_id": "fl-5"})
         assert doc is not None and len(doc["escalations"]) == 1
+    finally:
+        await store.close()
+
+
+async def test_a_flag_escalation_with_no_one_on_shift_goes_to_the_role(
+    rsettings: RouteSettings,
+) -> None:
+    router, published = await router_with(rsettings, clock=lambda: LEGAL_OFF_SHIFT)
+    store = router.store
+    try:
+        await seed_directory(store, REPO_ROOT / "services/route/seed/people.json")
+        (case,) = new_cases(1, "off")
+        await router.handle_classified([record(flagged(case.payload, legal_threat=True), 0)])
+        doc = await store["cases"].find_one({"_id": "off-0"})
+        assert doc is not None
+        (entry,) = doc["escalations"]
+        # The CRM's on-call rota takes a role no one holds at this hour.
+        assert (entry["kind"], entry["to_role"], entry["to_person_id"]) == (
+            "legal_threat",
+            "legal",
+            None,
+        )
+        assert envelope.derived_id("off-0", "escalation", "legal_threat") in published.ids
     finally:
         await store.close()
