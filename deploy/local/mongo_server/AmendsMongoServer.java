@@ -7,8 +7,16 @@
 //
 // Durability: the MVStore is committed after every write command (default), so an
 // acknowledged write is in the file (OS page cache) before the reply is sent and
-// survives kill -9 of this process. "interval" leaves it to MVStore's 1 s auto-commit:
-// a kill -9 then loses the last ~1 s of acknowledged writes (measured: no clear speed gain).
+// survives kill -9 of this process. "interval" commits once a second instead: a kill -9
+// then loses the last ~1 s of acknowledged writes (measured: no clear speed gain).
+//
+// Whole commands only: a command writes its documents and each index as separate MVStore
+// maps, so a commit taken while another thread is between those puts persists a document
+// without its _id index entry (or the reverse). After a kill -9 that stays: the document
+// is invisible to lookups by key and every upsert of it fails ("already existed"), or a
+// lookup finds a key with no document and the upsert is refused as a duplicate. So every
+// commit (per write, interval, housekeeping) waits for the write commands in flight, and
+// MVStore's own auto-commits, which fire at any point of a command, are turned off.
 //
 // Keyed filters: mongo-java-server uses a unique index only when a filter's fields are
 // exactly the index's fields, so {_id: X, status: "open"} (every guarded update) read the
@@ -46,6 +54,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.h2.mvstore.MVMap;
 import org.h2.mvstore.MVStore;
 
@@ -124,6 +133,9 @@ public final class AmendsMongoServer {
         private final boolean commitEveryWrite;
         private final MVStore store;
         private final int compactMillis;
+        // Write commands share it (mongo-java-server serialises each collection itself);
+        // a commit holds it alone, so it never sees a command half applied.
+        private final ReentrantReadWriteLock commands = new ReentrantReadWriteLock();
 
         CommittingH2Backend(MVStore store, boolean commitEveryWrite, int compactMillis) {
             super(store);
@@ -132,18 +144,48 @@ public final class AmendsMongoServer {
             this.compactMillis = compactMillis;
         }
 
+        /** Commits what the finished write commands changed (none is in flight). */
+        void commitWholeCommands() {
+            commands.writeLock().lock();
+            try {
+                if (!store.isClosed()) {
+                    store.commit();
+                }
+            } finally {
+                commands.writeLock().unlock();
+            }
+        }
+
+        /** MVStore's housekeeping, which its background thread would do: rewrite chunks
+         * that are mostly garbage so the file does not grow, then commit. */
+        void rewriteSparseChunks(int targetFillRate, int writeBytes) {
+            commands.writeLock().lock();
+            try {
+                if (!store.isClosed() && store.compact(targetFillRate, writeBytes)) {
+                    store.commit();
+                }
+            } finally {
+                commands.writeLock().unlock();
+            }
+        }
+
         // Called by MongoServer.shutdownNow() after it has closed every client connection
         // and its worker threads have finished: no command can write after this commit.
         // (Closing the store while clients were still connected let a write be applied and
         // acknowledged after the final commit: lost on restart.)
         @Override
         public void close() {
-            if (store.isClosed()) {
-                return; // closed already (the shutdown hook's fallback call)
+            commands.writeLock().lock();
+            try {
+                if (store.isClosed()) {
+                    return; // closed already (the shutdown hook's fallback call)
+                }
+                store.commit();
+                store.close(compactMillis); // compacts the file for up to compactMillis
+                super.close();
+            } finally {
+                commands.writeLock().unlock();
             }
-            store.commit();
-            store.close(compactMillis); // compacts the file for up to compactMillis
-            super.close();
         }
 
         @Override
@@ -153,11 +195,17 @@ public final class AmendsMongoServer {
 
         @Override
         public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
+            if (!WRITE_COMMANDS.contains(command.toLowerCase(Locale.ROOT))) {
+                return super.handleCommand(channel, databaseName, command, query);
+            }
+            commands.readLock().lock();
             try {
                 return super.handleCommand(channel, databaseName, command, query);
             } finally {
-                if (commitEveryWrite && WRITE_COMMANDS.contains(command.toLowerCase(Locale.ROOT))) {
-                    commit();
+                commands.readLock().unlock();
+                // After the unlock: a read lock cannot be upgraded to the write lock.
+                if (commitEveryWrite) {
+                    commitWholeCommands();
                 }
             }
         }
@@ -236,14 +284,18 @@ public final class AmendsMongoServer {
         // a unique key reads whole collections here (non-unique indexes are ignored), so a
         // cache smaller than the data re-reads and re-decodes every page on every scan.
         int cacheMb = Integer.parseInt(a.getOrDefault("cache-mb", "256"));
-        MVStore store = new MVStore.Builder().fileName(file).cacheSize(cacheMb).open();
+        // No MVStore auto-commit (delay 0: no background writer; buffer 0: no commit when a
+        // command's changes pass the write buffer): both commit in the middle of a command.
+        // This process commits whole commands instead (CommittingH2Backend).
+        MVStore store = new MVStore.Builder().fileName(file).cacheSize(cacheMb)
+            .autoCommitDisabled().autoCommitBufferSize(0).open();
         // Old chunks are kept this long before their space is reused (H2 default 45 s, to
         // outlive OS write-back on power loss). With a commit per write, 45 s of chunks makes
         // the file grow by hundreds of MB under load; a short retention keeps it small and is
         // still safe against a crash of this process (the OS page cache survives that).
         store.setRetentionTime(Integer.parseInt(a.getOrDefault("retention-ms", "2000")));
         KeyedH2Database.store = store;
-        H2Backend backend = new CommittingH2Backend(store, everyWrite, compactOnClose ? 5000 : 0);
+        CommittingH2Backend backend = new CommittingH2Backend(store, everyWrite, compactOnClose ? 5000 : 0);
         // mongo-java-server's MONGO_5_0 reports wire version 8, which pymongo >= 4.14 refuses
         // (it needs >= 9, MongoDB 4.4). Report 5.0 / wire 13 instead.
         backend.version(new MongoVersion() {
@@ -278,6 +330,24 @@ public final class AmendsMongoServer {
                 }
             }, ttlInterval, ttlInterval, TimeUnit.SECONDS);
         }
+        // What MVStore's background writer did, as whole-command commits: in "interval" mode
+        // the commit once a second; always, rewriting chunks that are mostly garbage (the
+        // fill rate and write budget of its housekeeping under load).
+        ScheduledExecutorService storeKeeper = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "store-keeper");
+            t.setDaemon(true);
+            return t;
+        });
+        storeKeeper.scheduleWithFixedDelay(() -> {
+            try {
+                if (!everyWrite) {
+                    backend.commitWholeCommands();
+                }
+                backend.rewriteSparseChunks(81, 4 << 20);
+            } catch (RuntimeException e) {
+                System.err.println("store-keeper: " + e);
+            }
+        }, 1, 1, TimeUnit.SECONDS);
         server.bind(host, port);
         System.err.printf("AmendsMongoServer listening on %s:%d, file %s, commit=%s%n",
             host, port, file, everyWrite ? "every-write" : "interval");
@@ -289,6 +359,7 @@ public final class AmendsMongoServer {
             }
             System.err.println("AmendsMongoServer shutting down");
             ttlMonitor.shutdownNow();
+            storeKeeper.shutdownNow();
             try {
                 // Stop listening, close the clients' connections, let in-flight commands
                 // finish, then backend.close() (CommittingH2Backend.close: commit, close).
