@@ -55,7 +55,14 @@ def bench_people() -> Path:
 class Pipeline:
     """A database, topic prefix and consumer groups of its own, and the four services."""
 
-    def __init__(self, label: str, base: Settings, *, count_ops: bool = False) -> None:
+    def __init__(
+        self,
+        label: str,
+        base: Settings,
+        *,
+        count_ops: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         tag = f"{label}{uuid.uuid4().hex[:6]}"
         self.count_ops = count_ops
         self.tag = tag
@@ -75,6 +82,7 @@ class Pipeline:
             "AMENDS_MONGODB_URL": self.settings.mongodb_url.get_secret_value(),
             "AMENDS_ROUTE_SEED_PATH": str(bench_people()),
             "PYTHONPATH": str(REPO_ROOT),
+            **(env or {}),  # a setting under test (bench.throughput.part_latency)
         }
         self.procs = ServiceProcesses(self.env, base_port=BASE_PORT)
         self.procs.log_dir = REPO_ROOT / ".local" / "logs" / "bench"

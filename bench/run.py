@@ -49,7 +49,7 @@ from bench.machine import git_output, load_average, machine_facts
 from bench.ops import part_ops
 from bench.report import table, update_readme
 from bench.servers import PRIVATE_KAFKA_PORT, PRIVATE_MONGO_PORT
-from bench.throughput import part_throughput
+from bench.throughput import part_latency, part_throughput
 from shared.settings import REPO_ROOT, Settings
 
 TARGETS = {
@@ -171,8 +171,11 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         for line in dbcounts.log_line(results[key]):
             log(f"  {line}")
         save()
-    if "throughput" in args.parts or "latency" in args.parts:
-        await part_throughput(settings, args, results)
+    if "throughput" in args.parts:
+        await part_throughput(settings, args, results)  # latency too, when asked
+        save()
+    elif "latency" in args.parts:
+        await part_latency(settings, args, results)
         save()
     if "growth" in args.parts:
         await part_growth(settings, args, results)
@@ -203,6 +206,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=20.0,
         help="complaints/s of the latency window (at most half the sustained rate)",
+    )
+    p.add_argument(
+        "--batch-timeouts-ms",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[50],
+        help="latency without throughput: one fresh pipeline per AMENDS_BATCH_TIMEOUT_MS value",
     )
     p.add_argument("--profile-seconds", type=float, default=20.0, help="0: no py-spy")
     p.add_argument("--drain-timeout", type=float, default=30.0)

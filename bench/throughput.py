@@ -105,6 +105,68 @@ async def confirm_rate(
     return 0.0
 
 
+LATENCY_DEFINITION = (
+    "per new case: cases.stages.assigned_at (route's clock when it stores the assignment) "
+    "minus cases.stages.received_at (ingest's clock when it handles the intake record); same "
+    "host clock, millisecond precision. Also from the load generator's send time (ce_time) "
+    "to assigned_at."
+)
+
+
+async def latency_window(pipe: Pipeline, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+    """Per-case latency percentiles of one window at ``rate`` on a warmed-up pipeline."""
+    log(f"latency: at {rate}/s for {args.latency_duration:.0f} s")
+    window = await pipe.run_window(rate, args.latency_duration, args.drain_timeout)
+    acct = await pipe.accounting(window.records)  # type: ignore[attr-defined]
+    pcts = percentiles(acct["ms_received_to_assigned"])
+    log("  p50/p95/p99 ms:", *(pcts.get(p, {}).get("value") for p in ("p50", "p95", "p99")))
+    return {
+        "definition": LATENCY_DEFINITION,
+        "rate": fig(rate, "complaints/s"),
+        "window": fig(args.latency_duration, "s"),
+        "ingest_received_to_assigned": pcts,
+        "sent_to_assigned": percentiles(acct["ms_sent_to_assigned"]),
+        "ingest_received_to_followup_scheduled": percentiles(acct["ms_received_to_followup"]),
+        "judge": {k: v for k, v in judge(window).items() if k != "samples"},
+        "load_average": load_average(),
+    }
+
+
+async def part_latency(
+    settings: Settings, args: argparse.Namespace, results: dict[str, Any]
+) -> None:
+    """The latency window alone (no throughput search), on a fresh pipeline per value of
+    ``--batch-timeouts-ms`` (how long an idle consumer's poll waits, then sleeps, in
+    FastStream's batch loop): each value's percentiles and their ratio to the first's,
+    measured in the same run."""
+    runs: list[dict[str, Any]] = []
+    for timeout_ms in args.batch_timeouts_ms:
+        env = {"AMENDS_BATCH_TIMEOUT_MS": str(timeout_ms)}
+        pipe = Pipeline(f"lt{timeout_ms}", settings, env=env)
+        try:
+            log(f"latency: batch timeout {timeout_ms} ms, fresh pipeline ...")
+            await pipe.start()
+            await warm_up(pipe)
+            figures = await latency_window(pipe, args.latency_rate, args)
+            runs.append({"batch_timeout_ms": timeout_ms, **figures})
+        finally:
+            await pipe.stop()
+            await pipe.cleanup()
+    first = runs[0]["ingest_received_to_assigned"]
+    for run in runs:
+        mine = run["ingest_received_to_assigned"]
+        run["ratio_to_first"] = {
+            p: round(mine[p]["value"] / first[p]["value"], 3)
+            for p in ("p50", "p95", "p99")
+            if p in mine and first.get(p, {}).get("value")
+        }
+    results["latency_by_batch_timeout"] = {
+        "definition": LATENCY_DEFINITION,
+        "baseline": "the first run (ratios are to it); values repeat to show the noise",
+        "runs": runs,
+    }
+
+
 async def part_throughput(
     settings: Settings, args: argparse.Namespace, results: dict[str, Any]
 ) -> None:
@@ -148,26 +210,7 @@ async def part_throughput(
         if rate and "latency" in args.parts:
             # The issue's figure (20/s), or half the sustained rate on a slower machine.
             lat_rate = min(args.latency_rate, round(rate / 2, 1))
-            log(f"latency: at {lat_rate}/s for {args.latency_duration:.0f} s")
-            window = await pipe.run_window(lat_rate, args.latency_duration, args.drain_timeout)
-            acct = await pipe.accounting(window.records)  # type: ignore[attr-defined]
-            results["latency"] = {
-                "definition": "per new case: cases.stages.assigned_at (route's clock when it "
-                "stores the assignment) minus cases.stages.received_at (ingest's clock when it "
-                "handles the intake record); same host clock, millisecond precision. Also "
-                "from the load generator's send time (ce_time) to assigned_at.",
-                "rate": fig(lat_rate, "complaints/s"),
-                "window": fig(args.latency_duration, "s"),
-                "ingest_received_to_assigned": percentiles(acct["ms_received_to_assigned"]),
-                "sent_to_assigned": percentiles(acct["ms_sent_to_assigned"]),
-                "ingest_received_to_followup_scheduled": percentiles(
-                    acct["ms_received_to_followup"]
-                ),
-                "judge": {k: v for k, v in judge(window).items() if k != "samples"},
-                "load_average": load_average(),
-            }
-            pcts = results["latency"]["ingest_received_to_assigned"]
-            log("  p50/p95/p99 ms:", *(pcts.get(p, {}).get("value") for p in ("p50", "p95", "p99")))
+            results["latency"] = await latency_window(pipe, lat_rate, args)
         if rate and args.profile_seconds > 0:
             log(f"profile: py-spy on every service at {rate}/s for {args.profile_seconds:.0f} s")
             results["profile"] = await profile_services(pipe, rate, args.profile_seconds)
