@@ -6,12 +6,14 @@ import asyncio
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo import monitoring
 
 from shared.batch import Incoming
 from shared.events import envelope
@@ -22,6 +24,36 @@ from shared.service import Service
 from shared.settings import REPO_ROOT, Settings
 
 T = TypeVar("T")
+
+DB_COMMANDS = ("find", "update", "insert", "delete", "aggregate", "findAndModify")
+
+
+class CommandCounter(monitoring.CommandListener):
+    """The database commands a client sends (pass it in ``event_listeners``): ``counts``
+    by "name collection" (``"update cases"``), ``by_name()`` by name alone."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        if name in DB_COMMANDS:
+            self.counts[f"{name} {event.command.get(name)}"] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def by_name(self) -> Counter[str]:
+        names: Counter[str] = Counter()
+        for key, n in self.counts.items():
+            names[key.split(" ", 1)[0]] += n
+        return names
+
+    def clear(self) -> None:
+        self.counts.clear()
 
 
 def complaint_received(case_id: str, text: str, *, at: datetime | None = None) -> ComplaintReceived:

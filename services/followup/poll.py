@@ -23,7 +23,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.batch import Handled, Incoming, Outgoing, Rejected
-from shared.writes import duplicate_key_errors
+from shared.writes import duplicate_key_errors, in_conflict_rounds
 
 from .context import Followup
 from .drafts import CONFLICT_ROUNDS, CasePlan, write_cases
@@ -54,16 +54,24 @@ async def handle_poll(ctx: Followup, records: Sequence[Incoming], decide: Decide
     """Decide and write the poll; the events of every record in poll order."""
     handled = Handled()
     outgoing: dict[int, list[Outgoing]] = {}
-    pending = list(enumerate(records))
-    for _ in range(CONFLICT_ROUNDS):
+    waits_for: dict[int, str] = {}  # record index -> the case whose write it waits for
+
+    async def attempt(pending: Sequence[tuple[int, Incoming]]) -> set[str]:
+        for index, _ in pending:
+            waits_for.pop(index, None)  # decided again: what it waits for may change
         decided = await decide(ctx, pending)
+        waits_for.update(decided.waits_for)
         handled.rejected.extend((records[i], reason) for i, reason in decided.rejected)
-        conflicted = await apply(ctx, list(decided.plans.values()), outgoing)
-        pending = [(i, r) for i, r in pending if decided.waits_for.get(i) in conflicted]
-        if not pending:
-            handled.outgoing = [o for i in sorted(outgoing) for o in outgoing[i]]
-            return handled
-    raise RuntimeError(f"cases {sorted(conflicted)[:5]} kept changing while followed up")
+        return await apply(ctx, list(decided.plans.values()), outgoing)
+
+    await in_conflict_rounds(
+        list(enumerate(records)),
+        lambda item: waits_for.get(item[0], ""),  # "": waits for no case
+        attempt,
+        rounds=CONFLICT_ROUNDS,
+    )
+    handled.outgoing = [o for i in sorted(outgoing) for o in outgoing[i]]
+    return handled
 
 
 async def apply(

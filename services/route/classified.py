@@ -48,7 +48,11 @@ from shared.events.envelope import derived_id
 from shared.events.pipeline import ComplaintClassified
 from shared.store import Document
 from shared.updates import applied, difference
-from shared.writes import bulk_write_conflicts, bulk_write_retrying_duplicates
+from shared.writes import (
+    bulk_write_conflicts,
+    bulk_write_retrying_duplicates,
+    in_conflict_rounds,
+)
 
 from . import escalation, metrics
 from .assignment import EPOCH, Choice, PersonView, rank
@@ -109,16 +113,12 @@ class Classified(Escalations, SpikeAlerts):
         if not items:
             return handled
         new_cases = [event for _, event in items if event.case_is_new]
-        _, conflicted = await asyncio.gather(
-            self._count_for_spikes(new_cases), self._classified_round(items)
+        await asyncio.gather(
+            self._count_for_spikes(new_cases),
+            in_conflict_rounds(
+                items, lambda item: item[1].case_id, self._classified_round, rounds=CONFLICT_ROUNDS
+            ),
         )
-        for _ in range(CONFLICT_ROUNDS - 1):
-            if not conflicted:
-                return handled
-            items = [item for item in items if item[1].case_id in conflicted]
-            conflicted = await self._classified_round(items)
-        if conflicted:
-            raise RuntimeError(f"queue entries {sorted(conflicted)[:5]} kept changing")
         return handled
 
     # -- one round: read, decide, write ---------------------------------------------

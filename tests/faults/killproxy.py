@@ -15,10 +15,11 @@ import asyncio
 import os
 import signal
 import struct
-import sys
 from pathlib import Path
 
 import bson
+
+from .proxy import run, serve
 
 OP_MSG = 2013
 WRITE_COMMANDS = {"insert": "documents", "update": "updates", "delete": "deletes"}
@@ -124,29 +125,22 @@ async def main() -> None:
     parser.add_argument("--pid-file", type=Path, required=True)
     parser.add_argument("--min-statements", type=int, default=3)
     args = parser.parse_args()
-    host, port = args.target.rsplit(":", 1)
     trigger = Trigger(args.pid_file, args.min_statements)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, lambda: setattr(trigger, "armed", True))
 
-    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        try:
-            server_r, server_w = await asyncio.open_connection(host, int(port))
-        except OSError:
-            client_w.close()  # the server is down: the client sees a refused connection
-            return
+    async def both_ways(
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> None:
         await asyncio.gather(
             client_to_server(client_r, server_w, trigger), server_to_client(server_r, client_w)
         )
 
-    server = await asyncio.start_server(handle, "127.0.0.1", args.listen)
-    print(f"listening on {args.listen}", flush=True)
-    async with server:
-        await server.serve_forever()
+    await serve(args.listen, args.target, both_ways)
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        sys.exit(0)
+    run(main)

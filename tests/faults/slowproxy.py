@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
+
+from .proxy import run, serve
 
 
 class Latency:
@@ -60,28 +61,21 @@ async def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=30.0)
     parser.add_argument("--on", action="store_true")
     args = parser.parse_args()
-    host, port = args.target.rsplit(":", 1)
     latency = Latency(args.delay_ms / 1000, args.on)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, lambda: setattr(latency, "on", True))
     loop.add_signal_handler(signal.SIGUSR2, lambda: setattr(latency, "on", False))
 
-    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        try:
-            server_r, server_w = await asyncio.open_connection(host, int(port))
-        except OSError:
-            client_w.close()
-            return
+    async def both_ways(
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> None:
         await asyncio.gather(pipe(client_r, server_w, latency), pipe(server_r, client_w, latency))
 
-    server = await asyncio.start_server(handle, "127.0.0.1", args.listen)
-    print(f"listening on {args.listen}", flush=True)
-    async with server:
-        await server.serve_forever()
+    await serve(args.listen, args.target, both_ways)
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        sys.exit(0)
+    run(main)

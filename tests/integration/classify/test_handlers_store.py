@@ -6,11 +6,10 @@ case (a stale consumer after a rebalance) never store a contact twice."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from services.classify.handlers import handle_received
 from services.classify.settings import ClassifySettings
@@ -22,30 +21,15 @@ from shared.events.complaint import Contact
 from shared.events.pipeline import ComplaintClassified, ComplaintReceived
 from shared.settings import Settings
 from shared.store import Store
-from tests.support import polled
+from tests.support import CommandCounter, polled
 
 OPENED = datetime(2025, 3, 4, 7, 0, tzinfo=UTC)
 MODEL = TextModel.load(MODEL_DIR)
 POLICY = Policy.load(ClassifySettings().sla_policy_path)
 
 
-class Commands(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in ("find", "update", "insert", "delete", "aggregate"):
-            self.counts[event.command_name] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-def counted_store(settings: Settings) -> tuple[Store, Commands]:
-    listener = Commands()
+def counted_store(settings: Settings) -> tuple[Store, CommandCounter]:
+    listener = CommandCounter()
     store = Store(settings)
     store._client = AsyncMongoClient(
         settings.mongodb_url.get_secret_value(), tz_aware=True, event_listeners=[listener]
@@ -126,7 +110,7 @@ async def test_a_poll_is_one_read_and_one_bulk_write(settings: Settings, store: 
         for n in (1, 2)
     ]
     out = await handle(counted, poll)
-    assert commands.counts == {"find": 1, "update": 1}
+    assert commands.by_name() == {"find": 1, "update": 1}
     # One event per contact, in poll order, with ids derived from the input events.
     assert [o.event_id for o in out] == [
         envelope.derived_id(r.event.id, "classified") for r in poll
@@ -146,7 +130,7 @@ async def test_a_poll_is_one_read_and_one_bulk_write(settings: Settings, store: 
     commands.counts.clear()
     again = [poll[3], incoming("case-3", 3, "Still nothing.", 99), poll[0]]
     out2 = await handle(counted, again)
-    assert commands.counts == {"find": 1, "update": 1}
+    assert commands.by_name() == {"find": 1, "update": 1}
     by_id = {o.event_id: o.payload for o in out}
     a, b = out2[0].payload.model_dump(), by_id[out2[0].event_id].model_dump()
     assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {}
@@ -158,7 +142,7 @@ async def test_a_poll_is_one_read_and_one_bulk_write(settings: Settings, store: 
 
     commands.counts.clear()
     await handle(counted, poll)  # all stored: a read, no write
-    assert commands.counts == {"find": 1}
+    assert commands.by_name() == {"find": 1}
     await counted.close()
 
 
@@ -174,7 +158,7 @@ async def test_two_writers_of_one_case_store_each_contact_once(
     gated = ReadsBeforeWrites(counted, writers=2)
     out = await asyncio.gather(handle(gated, first), handle(gated, second))  # type: ignore[arg-type]
     assert [len(o) for o in out] == [1, 1]
-    assert commands.counts["update"] == 3 and commands.counts["find"] == 3
+    assert commands.by_name()["update"] == 3 and commands.by_name()["find"] == 3
     case = await store["cases"].find_one({"_id": "case-x"})
     assert case is not None and case["classified_count"] == 2
     assert sorted(e["contact_id"] for e in case["classification_history"]) == [

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from services.followup import answers, firing, progress
 from services.followup.context import Followup
@@ -38,39 +38,16 @@ from shared.events.lifecycle import CaseActivity, CaseResolved
 from shared.settings import Settings
 from shared.store import Store
 from tests.integration.followup.conftest import assigned, received, seed_case
+from tests.support import CommandCounter
 
 NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
-WRITES = ("update", "insert", "delete")
-
-
-class Commands(monitoring.CommandListener):
-    """Commands sent, by name and by (name, collection)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self.on: Counter[tuple[str, str]] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        name = event.command_name
-        if name in ("find", "aggregate", "findAndModify", *WRITES):
-            self.counts[name] += 1
-            self.on[name, str(event.command.get(name))] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def clear(self) -> None:
-        self.counts.clear()
-        self.on.clear()
+WRITES = ("update ", "insert ", "delete ")  # "name collection" prefixes
 
 
 @dataclass
 class Counted:
     ctx: Followup
-    commands: Commands
+    commands: CommandCounter
 
 
 @pytest.fixture
@@ -80,7 +57,7 @@ async def counted(store: Store, settings: Settings) -> AsyncIterator[Counted]:
     indexed = Store(fsettings, [TIMER_INDEXES, DONE_INDEXES, CLAIM_INDEXES])
     await indexed.connect()  # creates the timers' indexes
     await indexed.close()
-    commands = Commands()
+    commands = CommandCounter()
     fstore = Store(fsettings)
     fstore._client = AsyncMongoClient(
         fsettings.mongodb_url.get_secret_value(), tz_aware=True, event_listeners=[commands]
@@ -222,7 +199,7 @@ async def run(counted: Counted, polls: list[Poll]) -> dict[str, tuple[Counter[st
         counted.commands.clear()
         handled = await poll.handler(counted.ctx, poll.records)
         assert not handled.rejected
-        done[poll.name] = (Counter(counted.commands.counts), handled)
+        done[poll.name] = (counted.commands.by_name(), handled)
     return done
 
 
@@ -287,16 +264,16 @@ async def test_a_redelivered_poll_in_another_order_changes_nothing_twice(
     for poll in lifecycle(cases):
         counted.commands.clear()
         first = await poll.handler(counted.ctx, poll.records)
-        wrote = {k for k in counted.commands.on if k[0] in WRITES}
+        wrote = {k for k in counted.commands.counts if k.startswith(WRITES)}
         stored = await snapshot(store)
         # Kafka brings the poll again (the commit was lost), its partitions in another order.
         counted.commands.clear()
         again = await poll.handler(counted.ctx, another_order(poll.records))
         assert not again.rejected
-        assert counted.commands.on["update", "cases"] == 0, poll.name  # read, not written
+        assert counted.commands.counts["update cases"] == 0, poll.name  # read, not written
         # Only timers may be asked for again (upserts that find them): nothing else written.
-        assert {k for k in counted.commands.on if k[0] in WRITES} <= wrote & {
-            ("update", "timers")
+        assert {k for k in counted.commands.counts if k.startswith(WRITES)} <= wrote & {
+            "update timers"
         }, poll.name
         assert await snapshot(store) == stored, poll.name
         # The same events: same ids, same content (the clock is fixed).
@@ -379,13 +356,13 @@ async def test_a_timer_round_reads_its_cases_and_completes_its_timers_at_once(
 
     counted.commands.clear()
     assert await fire_due_timers(ctx, publish, "replica-a") == len(cases)
-    on = counted.commands.on
+    on = counted.commands.counts
     # Claiming stays per timer (a unique insert arbitrates between replicas); reading the
     # cases and finishing the timers is once per round.
-    assert on["find", "cases"] == 1
-    assert on["insert", "timers_done"] == 1 and on["delete", "timers"] == 1
+    assert on["find cases"] == 1
+    assert on["insert timers_done"] == 1 and on["delete timers"] == 1
     # Due pending ones, lapsed leases (fewer due than a round takes), those still ours.
-    assert on["find", "timers"] == 3
+    assert on["find timers"] == 3
     assert sorted(o.payload.case_id for o in published) == cases
     assert await store["timers_done"].count_documents({"state": "done"}) == len(cases)
     # Each fired interim update planned the next one.

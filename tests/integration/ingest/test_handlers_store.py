@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from services.ingest.handlers import INTAKE_LOG, handle_intake, normalise
 from services.ingest.settings import IngestSettings
@@ -25,24 +25,8 @@ from shared.batch import Handled, Incoming
 from shared.events.envelope import CloudEvent
 from shared.settings import Settings
 from shared.store import Store
+from tests.support import CommandCounter
 from tests.unit.ingest.fixtures import fixture
-
-WRITES = ("find", "update", "insert", "delete", "aggregate", "findAndModify")
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in WRITES:
-            self.counts[f"{event.command_name} {event.command[event.command_name]}"] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @pytest.fixture
@@ -53,7 +37,7 @@ def ingest_settings(settings: Settings) -> IngestSettings:
 @pytest.fixture
 async def counted(ingest_settings: IngestSettings, store: Store) -> Any:
     """A store whose client counts commands (``store`` drops the database after)."""
-    listener = Commands()
+    listener = CommandCounter()
     counted = Store(ingest_settings)
     counted._client = AsyncMongoClient(
         ingest_settings.mongodb_url.get_secret_value(),

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from services.route.directory import seed_directory
 from services.route.handlers import Router
@@ -27,27 +27,11 @@ from shared.service import Outgoing
 from shared.settings import REPO_ROOT
 from shared.store import Store
 from tests.integration.route.conftest import add_people, classified, person
-from tests.support import polled
+from tests.support import CommandCounter, polled
 
 Clock = Callable[[], datetime]
 
 CATEGORIES = ("delivery", "billing_refund", "defective_product", "other")
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        name = event.command_name
-        if name in ("find", "update", "insert", "delete", "findAndModify", "aggregate"):
-            self.counts[f"{name} {event.command.get(name)}"] += 1
-
-    def succeeded(self, event: Any) -> None:
-        pass
-
-    def failed(self, event: Any) -> None:
-        pass
 
 
 class Published:
@@ -65,7 +49,7 @@ class Published:
 
 
 async def router_with(
-    settings: RouteSettings, listener: Commands | None = None, clock: Clock | None = None
+    settings: RouteSettings, listener: CommandCounter | None = None, clock: Clock | None = None
 ) -> tuple[Router, Published]:
     store = Store(settings, extra_indexes=INDEXES)
     store._client = AsyncMongoClient(
@@ -139,7 +123,7 @@ async def check_capacity(store: Store) -> dict[str, str]:
 async def test_a_poll_costs_the_same_few_commands_whatever_it_holds(
     rsettings: RouteSettings,
 ) -> None:
-    listener = Commands()
+    listener = CommandCounter()
     router, published = await router_with(rsettings, listener)
     store = router.store
     try:
@@ -338,7 +322,7 @@ LEGAL_OFF_SHIFT = datetime(2026, 12, 13, 3, 0, tzinfo=UTC)  # a Sunday night
 
 
 async def test_flag_escalations_are_decided_with_the_poll(rsettings: RouteSettings) -> None:
-    listener = Commands()
+    listener = CommandCounter()
     router, published = await router_with(rsettings, listener, clock=lambda: LEGAL_ON_SHIFT)
     store = router.store
     try:

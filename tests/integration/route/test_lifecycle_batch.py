@@ -17,12 +17,11 @@ from shared.events.lifecycle import CaseActivity
 from tests.integration.route.conftest import add_people, person
 from tests.integration.route.test_classified_batch import (
     CATEGORIES,
-    Commands,
     check_capacity,
     new_cases,
     router_with,
 )
-from tests.support import polled
+from tests.support import CommandCounter, polled
 
 
 def record(payload: Any, offset: int) -> Incoming:
@@ -32,7 +31,7 @@ def record(payload: Any, offset: int) -> Incoming:
 async def test_a_poll_of_first_responses_is_one_read_and_one_write(
     rsettings: RouteSettings,
 ) -> None:
-    listener = Commands()
+    listener = CommandCounter()
     router, _ = await router_with(rsettings, listener)
     store = router.store
     try:
@@ -67,7 +66,7 @@ async def test_a_poll_of_first_responses_is_one_read_and_one_write(
 async def test_a_poll_of_presence_changes_is_one_write_and_hands_back_the_offline(
     rsettings: RouteSettings,
 ) -> None:
-    listener = Commands()
+    listener = CommandCounter()
     router, published = await router_with(rsettings, listener)
     store = router.store
     try:

@@ -25,12 +25,11 @@ from shared.store import Store
 from tests.integration.route.conftest import add_people, person
 from tests.integration.route.test_classified_batch import (
     CATEGORIES,
-    Commands,
     check_capacity,
     new_cases,
     router_with,
 )
-from tests.support import polled
+from tests.support import CommandCounter, polled
 
 
 def resolution(case_id: str, offset: int, *, lesson: bool = True) -> Incoming:
@@ -71,7 +70,7 @@ async def resolve(router: Router, records: Sequence[Incoming]) -> None:
 async def test_a_poll_of_resolutions_costs_the_same_few_commands(
     rsettings: RouteSettings,
 ) -> None:
-    listener = Commands()
+    listener = CommandCounter()
     router, published = await router_with(rsettings, listener)
     store = router.store
     try:
@@ -127,7 +126,7 @@ async def test_a_poll_of_resolutions_costs_the_same_few_commands(
 async def test_a_waiting_case_resolved_leaves_the_waiting_index(
     rsettings: RouteSettings,
 ) -> None:
-    listener = Commands()
+    listener = CommandCounter()
     router, _ = await router_with(rsettings, listener)
     store = router.store
     try:
