@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -47,6 +48,27 @@ def build_broker(settings: Settings, client_id: str) -> KafkaBroker:
         request_timeout_ms=30_000,
         middlewares=[_prometheus_middleware()],
         log_level=logging.DEBUG,  # per-message logs only when debugging
+    )
+
+
+async def replace_producer(broker: KafkaBroker) -> None:
+    """Give ``broker`` a fresh idempotent producer (a new producer id, sequences from 0).
+
+    aiokafka never resets an idempotent producer's sequence numbers: once the broker has
+    lost batches the producer counted as sent (a broker restart while they were in
+    flight), every later batch to that partition is refused with
+    ``OutOfOrderSequenceNumber``, for good (seen in the kafka-long-outage scenario: a
+    service stuck for minutes, its output refused). FastStream has no public call for
+    this, so it swaps the producer inside the broker's config the way its own connect
+    builds it (faststream.kafka.configs.broker.KafkaBrokerConfig.connect)."""
+    config = broker.config
+    fast_producer: Any = config.producer  # AioKafkaFastProducerImpl (connect/disconnect)
+    with contextlib.suppress(Exception):
+        # Its batches can never be delivered: stop it without waiting on them for long.
+        await asyncio.wait_for(fast_producer.disconnect(), timeout=10)
+    producer = AIOKafkaProducer(**broker._connection_kwargs)
+    await fast_producer.connect(
+        producer, serializer=config.fd_config._serializer, codec=config.broker_codec
     )
 
 

@@ -37,6 +37,12 @@ dead_letters = Counter(
     "Messages sent to a dead-letter topic, by reason.",
     ["service", "topic", "reason"],
 )
+producer_replacements = Counter(
+    "amends_kafka_producer_replacements_total",
+    "Times a service replaced its Kafka producer after the broker refused its sequence "
+    "numbers (OutOfOrderSequenceNumber, after a broker restart lost in-flight batches).",
+    ["service"],
+)
 events_published = Counter(
     "amends_events_published_total",
     "Events a service published, by topic.",

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -46,6 +47,7 @@ from .kafka import (
     kafka_unreachable_message,
     lenient_parser,
     raw_body,
+    replace_producer,
 )
 from .logs import configure_logging
 from .settings import Settings
@@ -94,6 +96,8 @@ class Service:
         self._topics: set[str] = set()
         self._consumers: dict[str, tuple[EventSpec, BatchHandler]] = {}
         self._subscribed = False
+        self._producer_lock = asyncio.Lock()
+        self._producer_replaced_at = 0.0
         metrics.service_info.labels(name, VERSION).set(1)
 
     # -- registration -----------------------------------------------------------------
@@ -201,7 +205,24 @@ class Service:
                 )
             )
             metrics.events_published.labels(self.name, item.spec.topic).inc()
-        await asyncio.gather(*sends)
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if any(isinstance(e, OutOfOrderSequenceNumber) for e in errors):
+            await self._replace_producer()
+            # An outage as far as the poll is concerned: retried, then redelivered; the
+            # fresh producer sends the same event ids again.
+            raise KafkaConnectionError("producer replaced after OutOfOrderSequenceNumber")
+        if errors:
+            raise errors[0]
+
+    async def _replace_producer(self) -> None:
+        async with self._producer_lock:  # concurrent publishes failing at once: one swap
+            if self._producer_replaced_at > time.monotonic() - 1:
+                return
+            log.warning("%s: Kafka refused the producer's sequence; replacing it", self.name)
+            await replace_producer(self.broker)
+            self._producer_replaced_at = time.monotonic()
+            metrics.producer_replacements.labels(self.name).inc()
 
     def _record_lag(self, topic: str, partition: int, last_record: Any) -> None:
         # Best effort, after the batch was handled and published: a partition revoked by

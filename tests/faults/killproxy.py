@@ -19,7 +19,7 @@ from pathlib import Path
 
 import bson
 
-from .proxy import run, serve
+from .proxy import Connection, run, serve
 
 OP_MSG = 2013
 WRITE_COMMANDS = {"insert": "documents", "update": "updates", "delete": "deletes"}
@@ -129,14 +129,10 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, lambda: setattr(trigger, "armed", True))
 
-    async def both_ways(
-        client_r: asyncio.StreamReader,
-        client_w: asyncio.StreamWriter,
-        server_r: asyncio.StreamReader,
-        server_w: asyncio.StreamWriter,
-    ) -> None:
+    async def both_ways(c: Connection) -> None:
         await asyncio.gather(
-            client_to_server(client_r, server_w, trigger), server_to_client(server_r, client_w)
+            client_to_server(c.client_r, c.server_w, trigger),
+            server_to_client(c.server_r, c.client_w),
         )
 
     await serve(args.listen, args.target, both_ways)

@@ -7,12 +7,21 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
-Pump = Callable[
-    [asyncio.StreamReader, asyncio.StreamWriter, asyncio.StreamReader, asyncio.StreamWriter],
-    Awaitable[object],
-]
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A client's connection to the proxy and the proxy's to the target, each way."""
+
+    client_r: asyncio.StreamReader
+    client_w: asyncio.StreamWriter
+    server_r: asyncio.StreamReader
+    server_w: asyncio.StreamWriter
+
+
+Pump = Callable[[Connection], Awaitable[object]]
 
 
 async def serve(listen: int, target: str, pump: Pump) -> None:
@@ -26,7 +35,7 @@ async def serve(listen: int, target: str, pump: Pump) -> None:
         except OSError:
             client_w.close()  # the server is down: the client sees a refused connection
             return
-        await pump(client_r, client_w, server_r, server_w)
+        await pump(Connection(client_r, client_w, server_r, server_w))
 
     server = await asyncio.start_server(handle, "127.0.0.1", listen)
     print(f"listening on {listen}", flush=True)

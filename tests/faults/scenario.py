@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +33,7 @@ async def run_scenario(
     """Run ``fault`` once ``fault_after`` of the stream was sent; return the figures."""
     pipeline = pipeline or Pipeline(name)
     started = time.monotonic()
+    passed = False
     try:
         pipeline.start_all()
         await pipeline.wait_all_ready()
@@ -75,9 +77,14 @@ async def run_scenario(
         assert acc.duplicated == 0, f"duplicated: {acc.duplicated_detail} {acc.examples}"
         assert acc.unexpected_dead_letters == 0, acc.examples
         assert acc.settled(), figures
+        passed = True
         return figures
     finally:
-        await pipeline.close()
+        # AMENDS_FAULTS_KEEP_FAILED=1 leaves a failed scenario's database for a look.
+        keep = not passed and os.environ.get("AMENDS_FAULTS_KEEP_FAILED") == "1"
+        if keep:
+            print(f"kept database {pipeline.settings.mongodb_database}", flush=True)
+        await pipeline.close(drop=not keep)
 
 
 async def kill_and_restart(

@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import signal
 
-from .proxy import run, serve
+from .proxy import Connection, run, serve
 
 
 class Latency:
@@ -66,13 +66,10 @@ async def main() -> None:
     loop.add_signal_handler(signal.SIGUSR1, lambda: setattr(latency, "on", True))
     loop.add_signal_handler(signal.SIGUSR2, lambda: setattr(latency, "on", False))
 
-    async def both_ways(
-        client_r: asyncio.StreamReader,
-        client_w: asyncio.StreamWriter,
-        server_r: asyncio.StreamReader,
-        server_w: asyncio.StreamWriter,
-    ) -> None:
-        await asyncio.gather(pipe(client_r, server_w, latency), pipe(server_r, client_w, latency))
+    async def both_ways(c: Connection) -> None:
+        await asyncio.gather(
+            pipe(c.client_r, c.server_w, latency), pipe(c.server_r, c.client_w, latency)
+        )
 
     await serve(args.listen, args.target, both_ways)
 

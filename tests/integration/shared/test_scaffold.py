@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
+from aiokafka.errors import OutOfOrderSequenceNumber
+
+from shared import metrics
 from shared.events import catalogue, envelope
 from shared.events.pipeline import ComplaintReceived
 from shared.service import Handled, Incoming, Outgoing, Rejected, Service
@@ -106,4 +110,43 @@ async def test_outage_redelivers_instead_of_dead_lettering(
                 break
             await asyncio.sleep(0.1)
     assert calls == ["o1", "o1", "o1"]
+    assert await store["dead_letters"].count_documents({}) == 0  # type: ignore[index]
+
+
+async def test_a_producer_whose_sequence_is_refused_is_replaced_and_the_poll_retried(
+    settings: Settings, store: object
+) -> None:
+    """Kafka refusing the producer's sequence numbers (OutOfOrderSequenceNumber: a broker
+    restart lost batches the producer counted as sent) refuses it for good; the scaffold
+    swaps in a fresh producer and the poll is handled again, its output sent once more."""
+    handler = EchoHandler()
+    service = Service("producer-test", settings)
+    service.consume_batch(catalogue.RECEIVED, handler)
+    service.declare_publisher(catalogue.CLASSIFIED)
+    replaced = metrics.producer_replacements.labels("producer-test")
+    before = replaced._value.get()
+    async with running(service):
+        first = service.broker.config.producer._producer.producer  # type: ignore[attr-defined]
+        send = first.send
+        refusals = 0
+
+        async def refused_once(*args: Any, **kwargs: Any) -> Any:
+            nonlocal refusals
+            if refusals:
+                return await send(*args, **kwargs)
+            refusals += 1
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(OutOfOrderSequenceNumber())
+            return future
+
+        first.send = refused_once
+        body = received("case-p", "ok p").model_dump_json().encode()
+        await produce(settings, catalogue.RECEIVED.topic, body, headers=headers_for("p1"))
+        outputs = await consume_all(settings, catalogue.CLASSIFIED.topic, expect=1)
+        second = service.broker.config.producer._producer.producer  # type: ignore[attr-defined]
+    assert refusals == 1 and len(outputs) == 1
+    assert second is not first  # a new producer id: its sequences start again
+    assert second._txn_manager.producer_id != first._txn_manager.producer_id
+    assert handler.attempts["ok p"] == 2  # the poll was handled again
+    assert replaced._value.get() == before + 1
     assert await store["dead_letters"].count_documents({}) == 0  # type: ignore[index]
