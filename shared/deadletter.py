@@ -10,7 +10,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 
 from . import metrics
-from .batch import OUTAGE_ERRORS, DeadLetter
+from .batch import DeadLetter, retrying
 from .events import envelope
 from .events.catalogue import EventSpec, dead_letter_topic
 from .settings import Settings
@@ -59,23 +59,33 @@ class DeadLetters:
             letter.reason,
             letter.detail[:300],
         )
-        # A queryable copy for `amends stats` and the run summary; Kafka's copy is the truth.
-        try:
+        # The queryable copy that `amends dlq`, `amends stats` and the run summary read.
+        # While the database is away it is retried like any outage (then the poll is
+        # NACKed and sent again, the Kafka copy twice): a dead letter only in Kafka
+        # looked like a complaint lost to everything that reads the database.
+        copy = {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "service": self.service,
+            "reason": letter.reason,
+            "detail": letter.detail[:2000],
+            "event_id": headers.get("ce_id"),
+            "failed_at": failed_at,
+        }
+
+        async def record_copy() -> None:
             await self.store["dead_letters"].update_one(
                 {"_id": f"{record.topic}:{record.partition}:{record.offset}"},
-                {
-                    "$setOnInsert": {
-                        "topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "service": self.service,
-                        "reason": letter.reason,
-                        "detail": letter.detail[:2000],
-                        "event_id": headers.get("ce_id"),
-                        "failed_at": failed_at,
-                    }
-                },
+                {"$setOnInsert": copy},
                 upsert=True,
             )
-        except OUTAGE_ERRORS:
-            log.warning("dead letter recorded in Kafka only; database unreachable")
+
+        outcome = await retrying(
+            record_copy,
+            self.settings,
+            attempts=self.settings.max_attempts,
+            count_retry=lambda kind: metrics.retries.labels(self.service, spec.topic, kind).inc(),
+        )
+        if isinstance(outcome, Exception):
+            raise outcome
