@@ -210,8 +210,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--batch-timeouts-ms",
         type=lambda v: [int(x) for x in v.split(",")],
-        default=[50],
-        help="latency without throughput: one fresh pipeline per AMENDS_BATCH_TIMEOUT_MS value",
+        default=None,
+        help="latency without throughput: one fresh pipeline per AMENDS_BATCH_TIMEOUT_MS "
+        "value (default: the configured one)",
     )
     p.add_argument("--profile-seconds", type=float, default=20.0, help="0: no py-spy")
     p.add_argument("--drain-timeout", type=float, default=30.0)

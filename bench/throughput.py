@@ -140,7 +140,7 @@ async def part_latency(
     FastStream's batch loop): each value's percentiles and their ratio to the first's,
     measured in the same run."""
     runs: list[dict[str, Any]] = []
-    for timeout_ms in args.batch_timeouts_ms:
+    for timeout_ms in args.batch_timeouts_ms or [settings.batch_timeout_ms]:
         env = {"AMENDS_BATCH_TIMEOUT_MS": str(timeout_ms)}
         pipe = Pipeline(f"lt{timeout_ms}", settings, env=env)
         try:

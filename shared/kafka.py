@@ -51,8 +51,14 @@ def build_broker(settings: Settings, client_id: str) -> KafkaBroker:
     )
 
 
-async def replace_producer(broker: KafkaBroker) -> None:
-    """Give ``broker`` a fresh idempotent producer (a new producer id, sequences from 0).
+def current_producer(broker: KafkaBroker) -> Any:
+    """The aiokafka producer ``broker`` publishes with now (None before it connects)."""
+    return getattr(getattr(broker.config.producer, "_producer", None), "producer", None)
+
+
+async def replace_producer(broker: KafkaBroker, failed: Any) -> bool:
+    """Give ``broker`` a fresh idempotent producer (a new producer id, sequences from 0)
+    in place of ``failed``; False when another caller replaced it already.
 
     aiokafka never resets an idempotent producer's sequence numbers: once the broker has
     lost batches the producer counted as sent (a broker restart while they were in
@@ -61,6 +67,8 @@ async def replace_producer(broker: KafkaBroker) -> None:
     service stuck for minutes, its output refused). FastStream has no public call for
     this, so it swaps the producer inside the broker's config the way its own connect
     builds it (faststream.kafka.configs.broker.KafkaBrokerConfig.connect)."""
+    if current_producer(broker) is not failed:
+        return False
     config = broker.config
     fast_producer: Any = config.producer  # AioKafkaFastProducerImpl (connect/disconnect)
     with contextlib.suppress(Exception):
@@ -70,6 +78,7 @@ async def replace_producer(broker: KafkaBroker) -> None:
     await fast_producer.connect(
         producer, serializer=config.fd_config._serializer, codec=config.broker_codec
     )
+    return True
 
 
 def kafka_client_options(settings: Settings) -> dict[str, Any]:

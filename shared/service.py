@@ -43,6 +43,7 @@ from .events.catalogue import EventSpec, dead_letter_topic
 from .kafka import (
     TopicCreationError,
     build_broker,
+    current_producer,
     ensure_topics,
     kafka_unreachable_message,
     lenient_parser,
@@ -97,7 +98,6 @@ class Service:
         self._consumers: dict[str, tuple[EventSpec, BatchHandler]] = {}
         self._subscribed = False
         self._producer_lock = asyncio.Lock()
-        self._producer_replaced_at = 0.0
         metrics.service_info.labels(name, VERSION).set(1)
 
     # -- registration -----------------------------------------------------------------
@@ -186,6 +186,7 @@ class Service:
         """Publish in order and wait for every acknowledgement."""
         if not outgoing:
             return
+        producer = current_producer(self.broker)
         sends = []
         for item in outgoing:
             event = envelope.encode(
@@ -208,21 +209,18 @@ class Service:
         results = await asyncio.gather(*sends, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if any(isinstance(e, OutOfOrderSequenceNumber) for e in errors):
-            await self._replace_producer()
+            await self._replace_producer(producer)
             # An outage as far as the poll is concerned: retried, then redelivered; the
             # fresh producer sends the same event ids again.
             raise KafkaConnectionError("producer replaced after OutOfOrderSequenceNumber")
         if errors:
             raise errors[0]
 
-    async def _replace_producer(self) -> None:
-        async with self._producer_lock:  # concurrent publishes failing at once: one swap
-            if self._producer_replaced_at > time.monotonic() - 1:
-                return
-            log.warning("%s: Kafka refused the producer's sequence; replacing it", self.name)
-            await replace_producer(self.broker)
-            self._producer_replaced_at = time.monotonic()
-            metrics.producer_replacements.labels(self.name).inc()
+    async def _replace_producer(self, failed: Any) -> None:
+        async with self._producer_lock:  # publishes failing at once: the first one swaps
+            if await replace_producer(self.broker, failed):
+                log.warning("%s: Kafka refused the producer's sequence; replaced it", self.name)
+                metrics.producer_replacements.labels(self.name).inc()
 
     def _record_lag(self, topic: str, partition: int, last_record: Any) -> None:
         # Best effort, after the batch was handled and published: a partition revoked by

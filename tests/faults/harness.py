@@ -451,10 +451,15 @@ async def count_progress(store: Store, run_id: str) -> dict[str, int]:
     }
 
 
-async def account(pipeline: Pipeline, feeder: Feeder, *, kafka: bool = True) -> Accounting:
-    """The full count of where every complaint of the run ended."""
+async def account(
+    pipeline: Pipeline, feeder: Feeder, *, kafka: bool = True, lag: LagProbe | None = None
+) -> Accounting:
+    """The full count of where every complaint of the run ended (with each group's lag,
+    read by ``lag``)."""
     store = pipeline.store
     acc = Accounting(sent=len(set(feeder.sent_ids)))
+    if lag is not None:
+        acc.consumer_lag = await _lag(lag)
     sent = set(feeder.sent_ids)
     lost: Counter[str] = Counter()
     dup: Counter[str] = Counter()
@@ -763,8 +768,7 @@ async def settle(
             if done and progress == last:
                 stable_since = stable_since or time.monotonic()
                 if time.monotonic() - stable_since >= quiet_seconds:
-                    acc = await account(pipeline, feeder, kafka=False)
-                    acc.consumer_lag = await _lag(probe)
+                    acc = await account(pipeline, feeder, kafka=False, lag=probe)
                     if acc.settled() or time.monotonic() > deadline:
                         break
             else:
@@ -773,8 +777,7 @@ async def settle(
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
-        acc = await account(pipeline, feeder)
-        acc.consumer_lag = await _lag(probe)
+        acc = await account(pipeline, feeder, lag=probe)
     finally:
         await probe.stop()
     finished = feeder.finished_at or time.monotonic()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ from services.route.directory import seed_directory
 from services.route.handlers import Router
 from services.route.lessons import Subscriptions
 from services.route.settings import RouteSettings
-from services.route.state import CUSTOMERS, INDEXES, WAITING
+from services.route.state import CUSTOMERS, INDEXES, WAITING, Clock, now_ms
 from shared.batch import Incoming
 from shared.events import envelope
 from shared.events.pipeline import ComplaintClassified
@@ -28,8 +28,6 @@ from shared.settings import REPO_ROOT
 from shared.store import Store
 from tests.integration.route.conftest import add_people, classified, person
 from tests.support import CommandCounter, polled
-
-Clock = Callable[[], datetime]
 
 CATEGORIES = ("delivery", "billing_refund", "defective_product", "other")
 
@@ -49,7 +47,7 @@ class Published:
 
 
 async def router_with(
-    settings: RouteSettings, listener: CommandCounter | None = None, clock: Clock | None = None
+    settings: RouteSettings, listener: CommandCounter | None = None, clock: Clock = now_ms
 ) -> tuple[Router, Published]:
     store = Store(settings, extra_indexes=INDEXES)
     store._client = AsyncMongoClient(
@@ -60,8 +58,6 @@ async def router_with(
     await store.connect()
     published = Published()
     subscriptions = Subscriptions.load(settings.route_departments_path)
-    if clock is None:
-        return Router(store, settings, published, subscriptions), published
     return Router(store, settings, published, subscriptions, clock=clock), published
 
 
